@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Helpers shared by the subcommands: one-line error messages for people, and parsing of
+ * option values (durations, numbers, formats) with precise complaints.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "vmscope/vmscope.h"
+
+int cli_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "vmscope%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return CLI_EXIT_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "vmscope%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see 'vmscope%s%s --help')\n", cmd ? " " : "", cmd ? cmd : "");
+	return CLI_EXIT_USAGE;
+}
+
+int cli_bad_option(const char *cmd, char **argv)
+{
+	extern int optind, optopt;
+	const char *arg = argv[optind - 1];
+
+	if (optopt && arg && arg[0] == '-' && arg[1] != '-')
+		return cli_usage_error(cmd, "unknown option '-%c' or missing value", optopt);
+	return cli_usage_error(cmd, "unknown option or missing value: '%s'", arg ? arg : "?");
+}
+
+int cli_parse_duration(const char *s, uint64_t *ns)
+{
+	static const struct {
+		const char *suffix;
+		double mult;
+	} units[] = { { "ns", 1 },     { "us", 1e3 },	{ "ms", 1e6 }, { "s", 1e9 },
+		      { "m", 60e9 },   { "min", 60e9 }, { "h", 3600e9 }, { "", 1e9 } };
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || !isfinite(v) || v < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (!strcmp(end, units[i].suffix)) {
+			double r = v * units[i].mult;
+
+			if (r > 1e19)
+				return -ERANGE;
+			*ns = (uint64_t)(r + 0.5);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int cli_parse_uint(const char *s, unsigned long long max, unsigned long long *val)
+{
+	char *end;
+
+	if (!*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	*val = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	return *val > max ? -ERANGE : 0;
+}
+
+int cli_parse_double(const char *s, double *val)
+{
+	char *end;
+
+	errno = 0;
+	*val = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(*val))
+		return -EINVAL;
+	return 0;
+}
+
+int cli_parse_format(const char *s, enum cli_format *fmt)
+{
+	if (!strcmp(s, "table"))
+		*fmt = CLI_FORMAT_TABLE;
+	else if (!strcmp(s, "csv"))
+		*fmt = CLI_FORMAT_CSV;
+	else if (!strcmp(s, "json"))
+		*fmt = CLI_FORMAT_JSON;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static void cli_log(enum vms_log_level level, const char *msg, void *ctx)
+{
+	const char *cmd = ctx;
+
+	fprintf(stderr, "vmscope %s: %s%s\n", cmd, level == VMS_LOG_WARN ? "warning: " : "",
+		msg);
+}
+
+void cli_setup_log(const char *cmd, bool verbose)
+{
+	/* Errors reach the user through the command's own message; the log adds warnings,
+	 * and with --verbose the library's detail. */
+	vms_set_log(cli_log, (void *)cmd, verbose ? VMS_LOG_DEBUG : VMS_LOG_WARN);
+}

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * KVM statistics: the binary format of KVM_GET_STATS_FD (Documentation/virt/kvm/api.rst,
+ * "KVM_GET_STATS_FD") and the per-VM debugfs folders.
+ *
+ * A stats file is self-describing: a header, an id string ("kvm-<pid>" or
+ * "kvm-<pid>/vcpu-<n>"), one descriptor per statistic (name, type, unit, base, exponent,
+ * size, offset, bucket size) and a data block of u64 values. The schema is read and
+ * validated once by vms_stats_open_*(); vms_stats_read() then refreshes the data block with
+ * one pread(). Values are kept raw (u64, as the kernel exports them) and converted to base
+ * units (seconds, bytes, cycles) on request.
+ */
+#ifndef VMSCOPE_STATS_H
+#define VMSCOPE_STATS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmscope/vmscope.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum vms_stat_type {
+	VMS_STAT_CUMULATIVE = 0, /* only increases */
+	VMS_STAT_INSTANT = 1,	 /* goes up and down */
+	VMS_STAT_PEAK = 2,	 /* highest value seen */
+	VMS_STAT_LINEAR_HIST = 3,
+	VMS_STAT_LOG_HIST = 4,
+};
+
+enum vms_stat_unit {
+	VMS_UNIT_NONE = 0,
+	VMS_UNIT_BYTES = 1,
+	VMS_UNIT_SECONDS = 2,
+	VMS_UNIT_CYCLES = 3,
+	VMS_UNIT_BOOLEAN = 4,
+};
+
+/* One statistic, as described by its descriptor. Owned by the vms_stats object. */
+struct vms_stat_desc {
+	const char *name;
+	enum vms_stat_type type;
+	enum vms_stat_unit unit;
+	unsigned int base;	/* 10 or 2 */
+	int exponent;		/* value * base^exponent = value in the unit */
+	uint32_t size;		/* number of u64 values: 1, or the number of buckets */
+	uint32_t offset;	/* byte offset in the data block */
+	uint32_t bucket_size;	/* linear histograms only */
+	double scale;		/* base^exponent, precomputed */
+};
+
+struct vms_stats;
+
+/**
+ * vms_stats_open_fd() - read and validate the schema of a stats file descriptor
+ * @fd: a file descriptor from KVM_GET_STATS_FD (or any file with that layout); the object
+ *      takes ownership and closes it in vms_stats_free(), also on failure
+ * @out: receives the new object; free it with vms_stats_free()
+ *
+ * Validates the file the way the kernel's kvm_binary_stats_test does: offsets past the
+ * header, blocks that do not overlap, known types/units/bases, exponents that fit the unit,
+ * NUL-terminated names, non-zero sizes, bucket sizes only on linear histograms, every
+ * value inside the data block. The data block is read once as well.
+ *
+ * Return: 0, or a negative errno / -VMS_E_STATS_* code (vms_stats_last_error() has detail).
+ */
+VMS_API int vms_stats_open_fd(int fd, struct vms_stats **out);
+
+/**
+ * vms_stats_open_buf() - the same, from the bytes of a stats file in memory
+ * @buf: the bytes (copied; the caller keeps ownership)
+ * @len: their length
+ * @out: receives the new object; free it with vms_stats_free()
+ *
+ * vms_stats_read() on such an object re-reads the data block from the copied bytes.
+ */
+VMS_API int vms_stats_open_buf(const void *buf, size_t len, struct vms_stats **out);
+
+/** vms_stats_free() - free the object and close its fd; NULL is a no-op. */
+VMS_API void vms_stats_free(struct vms_stats *stats);
+
+/**
+ * vms_stats_read() - refresh the data block (one pread of the whole block)
+ * Return: 0 or a negative errno (-VMS_E_STATS_SHORT when the read came back short).
+ */
+VMS_API int vms_stats_read(struct vms_stats *stats);
+
+/** vms_stats_id() - the id string ("kvm-1234/vcpu-0"); owned by @stats. */
+VMS_API const char *vms_stats_id(const struct vms_stats *stats);
+
+/** vms_stats_count() - number of statistics (descriptors). */
+VMS_API size_t vms_stats_count(const struct vms_stats *stats);
+
+/** vms_stats_desc() - descriptor @i (0 <= i < count); owned by @stats. NULL if out of range. */
+VMS_API const struct vms_stat_desc *vms_stats_desc(const struct vms_stats *stats, size_t i);
+
+/** vms_stats_find() - index of the statistic called @name, or -ENOENT. */
+VMS_API int vms_stats_find(const struct vms_stats *stats, const char *name);
+
+/**
+ * vms_stats_values() - the raw u64 values of statistic @i from the last read
+ * Returns desc->size values, owned by @stats and overwritten by the next vms_stats_read();
+ * NULL if @i is out of range.
+ */
+VMS_API const uint64_t *vms_stats_values(const struct vms_stats *stats, size_t i);
+
+/** vms_stats_value() - first raw value of statistic @i (0 if out of range). */
+VMS_API uint64_t vms_stats_value(const struct vms_stats *stats, size_t i);
+
+/**
+ * vms_stats_value_by_name() - first raw value of the statistic called @name
+ * Return: 0 and *val set, or -ENOENT.
+ */
+VMS_API int vms_stats_value_by_name(const struct vms_stats *stats, const char *name,
+				    uint64_t *val);
+
+/** vms_stat_in_units() - raw @value of a scalar statistic in base units (raw * scale). */
+VMS_API double vms_stat_in_units(const struct vms_stat_desc *desc, uint64_t value);
+
+/**
+ * vms_stat_bucket_range() - the range a histogram bucket covers, in base units
+ * @desc: a LINEAR_HIST or LOG_HIST descriptor
+ * @bucket: 0 <= bucket < desc->size
+ * @lo, @hi: receive [lo, hi); hi is INFINITY for the last bucket
+ * Return: 0, or -EINVAL for a scalar statistic or a bucket out of range.
+ */
+VMS_API int vms_stat_bucket_range(const struct vms_stat_desc *desc, uint32_t bucket, double *lo,
+				  double *hi);
+
+/** vms_stat_type_name(), vms_stat_unit_name() - "cumulative", "seconds", ... (static). */
+VMS_API const char *vms_stat_type_name(enum vms_stat_type type);
+VMS_API const char *vms_stat_unit_name(enum vms_stat_unit unit);
+
+/**
+ * vms_stats_last_error() - a sentence describing the last validation failure of
+ * vms_stats_open_*() in this thread (which block, which offset, which descriptor), or "".
+ */
+VMS_API const char *vms_stats_last_error(void);
+
+/* ---- debugfs: /sys/kernel/debug/kvm/<pid>-<fd>/ ---- */
+
+/* One file of a per-VM debugfs folder. */
+struct vms_debugfs_entry {
+	char name[64];	/* "exits", "vcpu0/pid", ... */
+	int err;	/* 0, or the negative errno reading it gave (-EPERM under lockdown) */
+	uint64_t value; /* valid when err == 0 and the file holds one number */
+};
+
+/**
+ * vms_debugfs_read_vm() - read every file of a VM's debugfs folder
+ * @dir: the folder, e.g. "/sys/kernel/debug/kvm/1234-11"
+ * @entries: receives a malloc'ed array (caller frees with free())
+ * @count: receives its length
+ *
+ * Files that cannot be read are listed with their error, never skipped and never read as 0.
+ * Return: 0, or a negative errno if the folder itself cannot be listed.
+ */
+VMS_API int vms_debugfs_read_vm(const char *dir, struct vms_debugfs_entry **entries,
+				size_t *count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VMSCOPE_STATS_H */

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The built-in test VM: a small virtual machine monitor written directly on the KVM ioctl
+ * API, whose guest runs a duty-cycle load and causes exits on demand, and counts all of it.
+ * It is vmscope's ground truth: every analysis is checked against what this VM knows it
+ * did.
+ *
+ * The guest's load runs in guest user mode (CPL3), so it runs natively both on VMX/SVM
+ * hosts and on KVM-PVM hosts, where guest kernel-mode code is emulated. Idle time is a real
+ * HLT woken by the guest's TSC-deadline timer, so the vCPU thread really sleeps in the
+ * host. The VMM is one process: vCPU threads are named like QEMU's ("CPU 0/KVM").
+ *
+ * Typical use: vms_testvm_new() → vms_testvm_run() (blocks; vms_testvm_stop() from another
+ * thread ends it early) → vms_testvm_write_truth() → vms_testvm_free().
+ */
+#ifndef VMSCOPE_TESTVM_H
+#define VMSCOPE_TESTVM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vmscope/vmscope.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VMS_TESTVM_MAX_VCPUS 64
+#define VMS_TESTVM_MAX_PHASES 32
+
+struct vms_testvm_phase {
+	unsigned int duty;    /* busy share of every period, percent (0..100) */
+	uint64_t duration_ns; /* length of the phase */
+};
+
+struct vms_testvm_opts {
+	size_t sz;		/* sizeof(struct vms_testvm_opts), for compatibility */
+	unsigned int vcpus;	/* 1..VMS_TESTVM_MAX_VCPUS */
+	const struct vms_testvm_phase *phases; /* the schedule, run in order by every vCPU */
+	unsigned int nphases;	/* 1..VMS_TESTVM_MAX_PHASES */
+	uint64_t period_ns;	/* duty-cycle period; 0 = 100 ms */
+	double mmio_rate;	/* load MMIO exits per second of busy time, per vCPU; 0 = none */
+	double pio_rate;	/* load port-I/O exits per second of busy time, per vCPU; 0 = none */
+	const int *pin;		/* vcpus entries: host CPU for each vCPU thread, -1 = any; or NULL */
+	uint64_t start_delay_ns; /* from vms_testvm_run() to the start of phase 0; 0 = 20 ms */
+};
+
+/* What one vCPU did in one phase (or outside the schedule), as the guest counted it. */
+struct vms_testvm_vcpu_phase {
+	unsigned int duty;
+	bool complete;	      /* the phase ran to its end */
+	uint64_t busy_ns;     /* guest-measured busy time */
+	uint64_t idle_ns;     /* guest-measured idle time: halted, up to each deadline */
+	uint64_t late_ns;     /* wake-ups past the deadline: time the host kept the vCPU from
+			       * running when the guest wanted to run again */
+	uint64_t late_max_ns; /* the latest single wake-up */
+	uint64_t wakeups;     /* idle segments */
+	uint64_t periods;
+	uint64_t work;	      /* computation units done */
+	uint64_t mmio;	      /* load MMIO writes (exits to the VMM) */
+	uint64_t pio;	      /* load port writes (exits to the VMM) */
+	uint64_t hlt;	      /* HLT instructions */
+	uint64_t irq;	      /* interrupts taken */
+	uint64_t mmio_control; /* control writes (DONE/FAULT reports); totals only */
+};
+
+/* What the VMM saw one vCPU thread do. */
+struct vms_testvm_vmm_counts {
+	uint64_t mmio_load;	/* KVM_EXIT_MMIO at the load address */
+	uint64_t mmio_control;	/* KVM_EXIT_MMIO at the control page (DONE, FAULT) */
+	uint64_t mmio_other;	/* KVM_EXIT_MMIO anywhere else (a bug if not 0) */
+	uint64_t pio;		/* KVM_EXIT_IO at the load port */
+	uint64_t io_other;	/* KVM_EXIT_IO at any other port */
+	uint64_t intr;		/* KVM_EXIT_INTR (a signal interrupted KVM_RUN) */
+	uint64_t other;		/* any other exit reason */
+	uint64_t seq_errors;	/* load MMIO values out of sequence or from the wrong vCPU */
+	uint64_t run_calls;	/* KVM_RUN calls */
+};
+
+struct vms_testvm;
+
+/**
+ * vms_testvm_new() - create the VM: memory, guest image, vCPUs, binary stats fds
+ * @opts: options (copied)
+ * @out: receives the VM; free with vms_testvm_free()
+ *
+ * Return: 0, or a negative errno (-ENOENT: no /dev/kvm; -EACCES: no permission on it;
+ * -VMS_E_KVM_API: a required capability is missing; vms_testvm_last_error() says which).
+ */
+VMS_API int vms_testvm_new(const struct vms_testvm_opts *opts, struct vms_testvm **out);
+
+/**
+ * vms_testvm_run() - run the schedule to its end, or until vms_testvm_stop()
+ *
+ * Starts one thread per vCPU and returns once every vCPU finished. Can be called once.
+ * The calling thread's signal mask is inherited by the vCPU threads.
+ * Return: 0; -VMS_E_GUEST_FAULT / -VMS_E_GUEST_EXIT / a negative errno when a vCPU failed
+ * (vms_testvm_last_error() has the detail); the truth is still available.
+ */
+VMS_API int vms_testvm_run(struct vms_testvm *vm);
+
+/**
+ * vms_testvm_stop() - ask a running VM to finish now
+ *
+ * Safe from any thread. The guest closes its current busy or idle segment, so the truth
+ * stays exact; the phase that was running is marked incomplete.
+ */
+VMS_API void vms_testvm_stop(struct vms_testvm *vm);
+
+/** vms_testvm_free() - destroy the VM and close everything; NULL is a no-op. */
+VMS_API void vms_testvm_free(struct vms_testvm *vm);
+
+/**
+ * vms_testvm_last_error() - detail of the last failure of @vm ("" if none), owned by @vm;
+ * with @vm NULL, of the last vms_testvm_new() that failed in this thread.
+ */
+VMS_API const char *vms_testvm_last_error(const struct vms_testvm *vm);
+
+VMS_API unsigned int vms_testvm_vcpus(const struct vms_testvm *vm);
+
+/** vms_testvm_vcpu_tid() - host thread id of vCPU @i (0 before vms_testvm_run()). */
+VMS_API int vms_testvm_vcpu_tid(const struct vms_testvm *vm, unsigned int i);
+
+/** vms_testvm_vcpu_fd() - the KVM vCPU fd of vCPU @i (owned by @vm), or -EINVAL. */
+VMS_API int vms_testvm_vcpu_fd(const struct vms_testvm *vm, unsigned int i);
+
+/** vms_testvm_vm_fd() - the KVM VM fd (owned by @vm). */
+VMS_API int vms_testvm_vm_fd(const struct vms_testvm *vm);
+
+/**
+ * vms_testvm_vcpu_stats() - binary statistics of vCPU @i (KVM_GET_STATS_FD), or NULL when
+ * the kernel lacks them. Owned by @vm. Their values are the last ones read: at creation
+ * (vms_testvm_stats_begin()) and when vms_testvm_run() returned (vms_testvm_stats_end()).
+ */
+VMS_API struct vms_stats *vms_testvm_vcpu_stats(const struct vms_testvm *vm, unsigned int i);
+VMS_API struct vms_stats *vms_testvm_vm_stats(const struct vms_testvm *vm);
+
+/**
+ * vms_testvm_stat_delta() - growth of statistic @name of vCPU @i over vms_testvm_run()
+ * Return: 0 and *delta, -ENOENT (no such statistic or no stats), -EINVAL.
+ */
+VMS_API int vms_testvm_stat_delta(const struct vms_testvm *vm, unsigned int i, const char *name,
+				  uint64_t *delta);
+
+/** Guest-counted truth of vCPU @i in phase @p (p == nphases: outside the schedule). */
+VMS_API int vms_testvm_vcpu_phase(const struct vms_testvm *vm, unsigned int i, unsigned int p,
+				  struct vms_testvm_vcpu_phase *out);
+
+/** Sum over the phases and outside them of vCPU @i, control writes included. */
+VMS_API int vms_testvm_vcpu_totals(const struct vms_testvm *vm, unsigned int i,
+				   struct vms_testvm_vcpu_phase *out);
+
+/** What the VMM counted for vCPU @i. */
+VMS_API int vms_testvm_vmm_counts(const struct vms_testvm *vm, unsigned int i,
+				  struct vms_testvm_vmm_counts *out);
+
+/**
+ * vms_testvm_phase_times() - phase @p's start and end in host CLOCK_MONOTONIC ns
+ * Return: 0, or -ENOENT for a phase that never started.
+ */
+VMS_API int vms_testvm_phase_times(const struct vms_testvm *vm, unsigned int p,
+				   uint64_t *start_ns, uint64_t *end_ns, bool *complete);
+
+/**
+ * vms_testvm_write_truth() - write the ground truth as JSON (format in doc/vmscope-testvm.md)
+ * @f: an open stream (not closed)
+ * Return: 0 or a negative errno.
+ */
+VMS_API int vms_testvm_write_truth(const struct vms_testvm *vm, FILE *f);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VMSCOPE_TESTVM_H */

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Test VM guest: the duty-cycle load and the exits it causes on purpose, with an exact count
+ * of everything it does.
+ *
+ * User mode (CPL3, runs natively even on KVM-PVM): for every phase of the schedule in the
+ * shared block, each period of period_tsc ticks begins with a busy part of duty % (real
+ * computation: xorshift rounds, checking the TSC between chunks) and ends with an idle part
+ * (a service call that halts the vCPU until the period ends). Period boundaries are
+ * absolute TSC times, so a late wake-up shortens the next busy part instead of shifting the
+ * schedule; the time between the deadline and the actual wake-up is counted apart (late),
+ * as the delay the host imposed, not as idle time the guest chose. While busy, load MMIO writes and port writes are issued at their intervals.
+ *
+ * Kernel mode (emulated instruction by instruction on KVM-PVM): the service call handler
+ * (idle = TSC-deadline timer + sti;hlt, pio = outl), the interrupt handler (EOI) and the
+ * fault handler, which reports to the VMM and stops the vCPU.
+ */
+#define TVM_GUEST
+#include "tvm-abi.h"
+
+typedef tvm_u64 u64;
+typedef tvm_u32 u32;
+
+#define LAPIC_EOI 0xfee000b0UL
+#define MSR_TSC_DEADLINE 0x6e0
+
+/* The frame built by TRAP_ENTRY in entry.S, lowest address first. */
+struct frame {
+	u64 r11, r10, r9, r8, rdi, rsi, rdx, rcx, rax;
+	u64 vector, error;
+	u64 rip, cs, rflags, rsp, ss;
+};
+
+static inline u64 rdtsc(void)
+{
+	u32 lo, hi;
+
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((u64)hi << 32) | lo;
+}
+
+static inline void mmio_write32(u64 addr, u32 val)
+{
+	*(volatile u32 *)addr = val;
+}
+
+static struct tvm_shared *const shared = (struct tvm_shared *)TVM_SHARED_GPA;
+
+/* ---- kernel mode ---- */
+
+/* The VMM stores the vCPU index in the top slot of each kernel stack (above rsp0). */
+static inline u64 kernel_cpu(const void *frame)
+{
+	u64 top = ((u64)frame | (TVM_KSTACK_SIZE - 1)) + 1;
+
+	return *(u64 *)(top - 16);
+}
+
+void kernel_service(struct frame *f);
+void kernel_interrupt(struct frame *f);
+void kernel_fault(struct frame *f);
+
+void kernel_service(struct frame *f)
+{
+	struct tvm_vcpu *st = &shared->vcpu[kernel_cpu(f)];
+	struct tvm_vcpu_phase *ph = &st->ph[st->phase];
+
+	if ((f->cs & 3) != 3 || *(unsigned short *)f->rip != 0x0b0f) {
+		kernel_fault(f);
+		for (;;)
+			__asm__ volatile("cli; hlt");
+	}
+	f->rip += 2;
+	switch (f->rax) {
+	case TVM_SVC_IDLE:
+		/* The timer fires at the deadline; anything else (the VMM's stop wake-up)
+		 * returns early only when a stop was asked for. */
+		while (rdtsc() < f->rdi && !shared->stop) {
+			__asm__ volatile("wrmsr" ::"c"(MSR_TSC_DEADLINE), "a"((u32)f->rdi),
+					 "d"((u32)(f->rdi >> 32)));
+			__asm__ volatile("sti; hlt; cli" ::: "memory");
+			ph->hlt++;
+		}
+		break;
+	case TVM_SVC_PIO:
+		__asm__ volatile("outl %0, %w1" ::"a"((u32)f->rdi), "Nd"(TVM_PIO_PORT));
+		ph->pio++;
+		break;
+	}
+}
+
+void kernel_interrupt(struct frame *f)
+{
+	struct tvm_vcpu *st = &shared->vcpu[kernel_cpu(f)];
+
+	st->ph[st->phase].irq++;
+	mmio_write32(LAPIC_EOI, 0);
+}
+
+void kernel_fault(struct frame *f)
+{
+	u64 cpu = kernel_cpu(f), cr2;
+	struct tvm_vcpu *st = &shared->vcpu[cpu];
+
+	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+	st->fault_vector = f->vector;
+	st->fault_error = f->error;
+	st->fault_rip = f->rip;
+	st->fault_cs = f->cs;
+	st->fault_cr2 = cr2;
+	st->ctl_mmio++;
+	mmio_write32(TVM_MMIO_CTL_GPA + TVM_CTL_FAULT, (u32)cpu);
+}
+
+/* ---- user mode ---- */
+
+static inline void svc(u64 nr, u64 arg)
+{
+	__asm__ volatile("ud2" ::"a"(nr), "D"(arg) : "memory");
+}
+
+void user_main(u64 cpu, struct tvm_shared *sh);
+
+/* Computation for the busy part: a chunk of xorshift64 rounds whose result is kept. */
+static inline u64 work_chunk(u64 x)
+{
+	for (int i = 0; i < 64; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+	}
+	return x;
+}
+
+void user_main(u64 cpu, struct tvm_shared *sh)
+{
+	struct tvm_vcpu *st = &sh->vcpu[cpu];
+	u64 x = 0x9e3779b97f4a7c15UL ^ (cpu + 1), mmio_seq = 0, pio_seq = 0;
+	u64 mmio_next = 0, pio_next = 0, now;
+
+	st->started = 1;
+	/* Wait for the common start; this wait belongs to no phase. */
+	st->phase = TVM_PHASE_NONE;
+	while (rdtsc() < sh->start_tsc && !sh->stop)
+		svc(TVM_SVC_IDLE, sh->start_tsc);
+	for (u32 p = 0; p < sh->nphases && !sh->stop; p++) {
+		const struct tvm_phase *phase = &sh->phases[p];
+		struct tvm_vcpu_phase *ph = &st->ph[p];
+		u64 busy_len = sh->period_tsc * phase->duty / 100;
+
+		st->phase = p;
+		for (u64 t = phase->start_tsc; t < phase->end_tsc && !sh->stop; t += sh->period_tsc) {
+			u64 be = t + busy_len, ie = t + sh->period_tsc;
+
+			if (be > phase->end_tsc)
+				be = phase->end_tsc;
+			if (ie > phase->end_tsc)
+				ie = phase->end_tsc;
+			ph->periods++;
+			now = rdtsc();
+			if (now < be) {
+				u64 seg = now;
+
+				st->seg_start = seg;
+				st->seg_kind = TVM_SEG_BUSY;
+				if (mmio_next < now)
+					mmio_next = now;
+				if (pio_next < now)
+					pio_next = now;
+				while (now < be && !sh->stop) {
+					x = work_chunk(x);
+					ph->work++;
+					if (sh->mmio_interval_tsc && now >= mmio_next) {
+						mmio_write32(TVM_MMIO_LOAD_GPA,
+							     (u32)(cpu << 24 | (mmio_seq & 0xffffff)));
+						mmio_seq++;
+						ph->mmio++;
+						mmio_next += sh->mmio_interval_tsc;
+					}
+					if (sh->pio_interval_tsc && now >= pio_next) {
+						svc(TVM_SVC_PIO, pio_seq++);
+						pio_next += sh->pio_interval_tsc;
+					}
+					now = rdtsc();
+				}
+				ph->busy_tsc += now - seg;
+				st->seg_kind = TVM_SEG_NONE;
+			}
+			if (now < ie && !sh->stop) {
+				u64 seg = now;
+
+				st->seg_start = seg;
+				st->seg_kind = TVM_SEG_IDLE;
+				svc(TVM_SVC_IDLE, ie);
+				now = rdtsc();
+				if (now > ie) {
+					u64 late = now - ie;
+
+					ph->idle_tsc += ie - seg;
+					ph->late_tsc += late;
+					if (late > ph->late_max_tsc)
+						ph->late_max_tsc = late;
+				} else {
+					ph->idle_tsc += now - seg;
+				}
+				ph->wakeups++;
+				st->seg_kind = TVM_SEG_NONE;
+			}
+		}
+	}
+	st->phase = TVM_PHASE_NONE;
+	st->result = x;
+	st->done = 1;
+	st->ctl_mmio++;
+	mmio_write32(TVM_MMIO_CTL_GPA + TVM_CTL_DONE, (u32)cpu);
+	/* The VMM stops running this vCPU once it has seen DONE. */
+	for (;;)
+		svc(TVM_SVC_IDLE, ~0UL);
+}

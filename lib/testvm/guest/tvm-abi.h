@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The contract between vmscope's test VM monitor (lib/testvm/vmm.c) and its guest
+ * (lib/testvm/guest/): guest-physical memory layout, the shared control block through which
+ * the VMM hands the guest its schedule and the guest reports what it did, and the MMIO
+ * addresses and I/O port whose exits the guest causes on purpose.
+ *
+ * Everything the guest counts lives in guest RAM, so the VMM can read it at any moment,
+ * also after a SIGTERM in the middle of a phase. Times are guest TSC ticks.
+ *
+ * This header is compiled twice: freestanding into the guest, hosted into the library.
+ */
+#ifndef VMS_TVM_ABI_H
+#define VMS_TVM_ABI_H
+
+#ifndef __ASSEMBLER__
+#ifdef TVM_GUEST
+typedef unsigned long tvm_u64;
+typedef unsigned int tvm_u32;
+#else
+#include <stdint.h>
+typedef uint64_t tvm_u64;
+typedef uint32_t tvm_u32;
+#endif
+#endif
+
+#define TVM_MAX_VCPUS 64
+#define TVM_MAX_PHASES 32
+#define TVM_PHASE_NONE TVM_MAX_PHASES
+
+/* Guest-physical layout (identity-mapped: guest virtual == guest physical). */
+#define TVM_GDT_GPA 0x1000UL
+#define TVM_IDT_GPA 0x2000UL
+#define TVM_TSS_GPA 0x3000UL /* TVM_MAX_VCPUS x 128 bytes */
+#define TVM_PML4_GPA 0x5000UL
+#define TVM_PDPT_GPA 0x6000UL
+#define TVM_PD_GPA 0x7000UL /* 4 pages: 4 GiB in 2 MiB pages */
+#define TVM_SHARED_GPA 0x20000UL
+#define TVM_IMAGE_GPA 0x100000UL
+#define TVM_IMAGE_MAX 0x100000UL
+#define TVM_STACK_GPA 0x200000UL /* per vCPU: kernel stack, then user stack */
+#define TVM_KSTACK_SIZE 0x4000UL
+#define TVM_USTACK_SIZE 0x4000UL
+#define TVM_RAM_SIZE (TVM_STACK_GPA + TVM_MAX_VCPUS * (TVM_KSTACK_SIZE + TVM_USTACK_SIZE))
+
+/* Segment selectors: Linux x86_64's layout, because KVM-PVM maps the guest's user CS/SS
+ * onto the host's (__USER_CS = 0x33, __USER_DS = 0x2b). */
+#define TVM_SEL_KCODE32 0x08
+#define TVM_SEL_KCODE 0x10
+#define TVM_SEL_KDATA 0x18
+#define TVM_SEL_UCODE32 0x23
+#define TVM_SEL_UDATA 0x2b
+#define TVM_SEL_UCODE 0x33
+#define TVM_SEL_TSS(cpu) (0x40 + 16 * (cpu))
+
+/* Interrupt vectors. */
+#define TVM_VEC_TIMER 0xec
+#define TVM_VEC_WAKE 0xed /* sent by the VMM (MSI) to wake a halted vCPU on stop */
+#define TVM_VEC_SPURIOUS 0xff
+
+/* Unbacked guest-physical addresses: every access exits to the VMM (KVM_EXIT_MMIO). */
+#define TVM_MMIO_LOAD_GPA 0xe8000000UL /* --mmio load: value = cpu << 24 | seq & 0xffffff */
+#define TVM_MMIO_CTL_GPA 0xe8001000UL  /* control: offset selects the message */
+#define TVM_CTL_DONE 0x0		/* value = cpu: this vCPU finished its schedule */
+#define TVM_CTL_FAULT 0x8		/* value = cpu: unexpected exception, see fault_* */
+#define TVM_PIO_PORT 0x5a0		/* --pio load: OUT from guest kernel mode, value = seq */
+
+/* Guest services, requested from user mode with ud2 and the service number in rax. */
+#define TVM_SVC_IDLE 1 /* rdi = TSC deadline: halt until then */
+#define TVM_SVC_PIO 2  /* rdi = value: outl to TVM_PIO_PORT */
+
+/* What a vCPU is doing right now (tvm_vcpu.seg_kind). */
+#define TVM_SEG_NONE 0
+#define TVM_SEG_BUSY 1
+#define TVM_SEG_IDLE 2
+
+#define TVM_IMAGE_MAGIC 0x4d56544du /* "MTVM" */
+
+#ifndef __ASSEMBLER__
+struct tvm_phase {
+	tvm_u64 start_tsc;
+	tvm_u64 end_tsc;
+	tvm_u32 duty; /* percent */
+	tvm_u32 pad;
+};
+
+/* What one vCPU did in one phase, as the guest counted it. */
+struct tvm_vcpu_phase {
+	tvm_u64 busy_tsc;
+	tvm_u64 idle_tsc;	/* halted, up to the deadline it asked for */
+	tvm_u64 late_tsc;	/* woke past the deadline: the host did not run the vCPU */
+	tvm_u64 late_max_tsc;	/* the latest single wake-up */
+	tvm_u64 wakeups;	/* idle segments ended */
+	tvm_u64 work;	/* units of computation done while busy */
+	tvm_u64 mmio;	/* load MMIO writes (each one exit to the VMM) */
+	tvm_u64 pio;	/* load OUT instructions (each one exit to the VMM) */
+	tvm_u64 hlt;	/* HLT instructions executed (kernel mode) */
+	tvm_u64 irq;	/* interrupts taken (timer and wake) */
+	tvm_u64 periods;
+};
+
+struct tvm_vcpu {
+	volatile tvm_u32 phase;	   /* index of the phase running now */
+	volatile tvm_u32 seg_kind; /* TVM_SEG_* */
+	volatile tvm_u64 seg_start; /* TSC at which the current segment began */
+	volatile tvm_u32 started;  /* guest code reached user_main */
+	volatile tvm_u32 done;	   /* schedule finished (or stopped) */
+	tvm_u64 ctl_mmio;	   /* control MMIO writes (DONE, FAULT) */
+	tvm_u64 result;		   /* last value of the computation (keeps it real) */
+	tvm_u64 fault_vector, fault_error, fault_rip, fault_cs, fault_cr2;
+	/* ph[TVM_PHASE_NONE] counts what happens outside the schedule (before its start). */
+	struct tvm_vcpu_phase ph[TVM_MAX_PHASES + 1];
+};
+
+#define TVM_SHARED_MAGIC 0x564d5354u /* "TSMV" */
+
+struct tvm_shared {
+	tvm_u32 magic;
+	tvm_u32 nvcpus;
+	tvm_u32 nphases;
+	volatile tvm_u32 stop; /* set by the VMM: finish now */
+	tvm_u64 tsc_khz;
+	tvm_u64 period_tsc;
+	tvm_u64 mmio_interval_tsc; /* 0: no load MMIO */
+	tvm_u64 pio_interval_tsc;  /* 0: no load PIO */
+	tvm_u64 start_tsc;	   /* start of phase 0 */
+	struct tvm_phase phases[TVM_MAX_PHASES];
+	struct tvm_vcpu vcpu[TVM_MAX_VCPUS];
+};
+
+/* At the start of the guest image: where the VMM finds the guest's entry points. */
+struct tvm_image_header {
+	tvm_u32 magic;
+	tvm_u32 version;
+	tvm_u64 user_entry;   /* user_main(cpu, shared) at CPL3 */
+	tvm_u64 isr_ud;	      /* #UD: service calls from user mode */
+	tvm_u64 isr_timer;    /* TVM_VEC_TIMER and TVM_VEC_WAKE */
+	tvm_u64 isr_spurious; /* plain iretq */
+	tvm_u64 isr_faults;   /* 32 stubs, TVM_FAULT_STUB_SIZE bytes apart */
+	tvm_u64 image_end;    /* end of .bss */
+};
+
+#endif /* __ASSEMBLER__ */
+
+#define TVM_FAULT_STUB_SIZE 16
+
+#endif /* VMS_TVM_ABI_H */
