@@ -43,7 +43,7 @@ struct vms_testvm_opts {
 	double mmio_rate;	/* load MMIO exits per second of busy time, per vCPU; 0 = none */
 	double pio_rate;	/* load port-I/O exits per second of busy time, per vCPU; 0 = none */
 	const int *pin;		/* vcpus entries: host CPU for each vCPU thread, -1 = any; or NULL */
-	uint64_t start_delay_ns; /* from vms_testvm_run() to the start of phase 0; 0 = 20 ms */
+	uint64_t start_delay_ns; /* from vms_testvm_run() to the start of phase 0; 0 = 50 ms */
 };
 
 /* What one vCPU did in one phase (or outside the schedule), as the guest counted it. */
@@ -52,14 +52,17 @@ struct vms_testvm_vcpu_phase {
 	bool complete;	      /* the phase ran to its end */
 	uint64_t busy_ns;     /* guest-measured busy time */
 	uint64_t idle_ns;     /* guest-measured idle time: halted, up to each deadline */
-	uint64_t late_ns;     /* wake-ups past the deadline: time the host kept the vCPU from
-			       * running when the guest wanted to run again */
+	uint64_t late_ns;     /* wake-ups past the deadline (and, in phase 0, a start after the
+			       * common start): time the host kept the vCPU from running when
+			       * the guest wanted to run */
 	uint64_t late_max_ns; /* the latest single wake-up */
 	uint64_t wakeups;     /* idle segments */
 	uint64_t periods;
 	uint64_t work;	      /* computation units done */
 	uint64_t mmio;	      /* load MMIO writes (exits to the VMM) */
 	uint64_t pio;	      /* load port writes (exits to the VMM) */
+	uint64_t mmio_missed; /* load MMIO writes owed by a busy part that ended first */
+	uint64_t pio_missed;  /* the same for port writes */
 	uint64_t hlt;	      /* HLT instructions */
 	uint64_t irq;	      /* interrupts taken */
 	uint64_t mmio_control; /* control writes (DONE/FAULT reports); totals only */

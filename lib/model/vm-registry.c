@@ -282,7 +282,8 @@ static int read_vm(struct vms_host_vm *vm, const char *proc_root, const char *de
 			v->comm[strcspn(v->comm, "\n")] = '\0';
 		vms_host_vcpu_read(proc_root, vm->pid, v);
 	}
-	qsort(vm->vcpus, vm->nvcpus, sizeof(vm->vcpus[0]), vcpu_cmp);
+	if (vm->nvcpus)
+		qsort(vm->vcpus, vm->nvcpus, sizeof(vm->vcpus[0]), vcpu_cmp);
 	return 0;
 }
 

@@ -47,19 +47,19 @@ _Static_assert(sizeof(struct kvm_stats_desc) == 16, "kvm_stats_desc layout");
 
 /* Where the bytes come from: an fd read with pread(), or a private copy in memory. */
 struct vms_stats_reader {
-	int fd;			/* -1 when reading from buf */
-	const uint8_t *buf;	/* the copy, owned by struct vms_stats */
-	uint64_t size;		/* bytes available; UINT64_MAX when unknown (an anon-inode fd) */
+	int fd;		    /* -1 when reading from buf */
+	const uint8_t *buf; /* the copy, owned by struct vms_stats */
+	uint64_t size;	    /* bytes available; UINT64_MAX when unknown (an anon-inode fd) */
 };
 
 struct vms_stats {
 	struct vms_stats_reader rd;
-	uint8_t *copy;			/* vms_stats_open_buf(): the bytes, else NULL */
+	uint8_t *copy; /* vms_stats_open_buf(): the bytes, else NULL */
 	char *id;
 	size_t count;
 	struct vms_stat_desc *descs;
-	uint8_t *desc_block;		/* raw descriptor block: the names point into it */
-	uint64_t *data;			/* data_size bytes, refreshed by vms_stats_read() */
+	uint8_t *desc_block; /* raw descriptor block: the names point into it */
+	uint64_t *data;	     /* data_size bytes, refreshed by vms_stats_read() */
 	uint64_t data_offset;
 	size_t data_size;
 };
@@ -123,8 +123,8 @@ static int reader_check(const struct vms_stats_reader *rd, const char *what, uin
 {
 	if (off > rd->size || n > rd->size - off)
 		return stats_fail(-VMS_E_STATS_SHORT,
-				  "%s at offset %" PRIu64 " (%" PRIu64 " bytes) ends past the end of "
-				  "the file (%" PRIu64 " bytes)",
+				  "%s at offset %" PRIu64 " (%" PRIu64 " bytes) "
+				  "ends past the end of the file (%" PRIu64 " bytes)",
 				  what, off, n, rd->size);
 	return 0;
 }
@@ -142,8 +142,8 @@ static int reader_read_exact(const struct vms_stats_reader *rd, const char *what
 				  strerror((int)-r));
 	if ((size_t)r != n)
 		return stats_fail(-VMS_E_STATS_SHORT,
-				  "%s at offset %" PRIu64 ": file ended after %zd of %zu bytes", what,
-				  off, r, n);
+				  "%s at offset %" PRIu64 ": file ended after %zd of %zu bytes",
+				  what, off, r, n);
 	return 0;
 }
 
@@ -159,8 +159,8 @@ static int check_blocks_disjoint(const char *aname, uint64_t a, uint64_t alen, c
 	if (!ranges_overlap(a, alen, b, blen))
 		return 0;
 	return stats_fail(-VMS_E_STATS_OVERLAP,
-			  "%s [%" PRIu64 ", %" PRIu64 ") overlaps %s [%" PRIu64 ", %" PRIu64 ")", aname,
-			  a, a + alen, bname, b, b + blen);
+			  "%s [%" PRIu64 ", %" PRIu64 ") overlaps %s [%" PRIu64 ", %" PRIu64 ")",
+			  aname, a, a + alen, bname, b, b + blen);
 }
 
 /* Before the data block's size is known: a non-empty data block must not start inside. */
@@ -175,14 +175,17 @@ static int check_data_start(const char *aname, uint64_t a, uint64_t alen, uint64
 }
 
 static const char *const type_names[] = {
-	[VMS_STAT_CUMULATIVE] = "cumulative", [VMS_STAT_INSTANT] = "instant",
-	[VMS_STAT_PEAK] = "peak",	      [VMS_STAT_LINEAR_HIST] = "linear-hist",
+	[VMS_STAT_CUMULATIVE] = "cumulative",
+	[VMS_STAT_INSTANT] = "instant",
+	[VMS_STAT_PEAK] = "peak",
+	[VMS_STAT_LINEAR_HIST] = "linear-hist",
 	[VMS_STAT_LOG_HIST] = "log-hist",
 };
 
 static const char *const unit_names[] = {
-	[VMS_UNIT_NONE] = "none",	[VMS_UNIT_BYTES] = "bytes", [VMS_UNIT_SECONDS] = "seconds",
-	[VMS_UNIT_CYCLES] = "cycles", [VMS_UNIT_BOOLEAN] = "boolean",
+	[VMS_UNIT_NONE] = "none",	[VMS_UNIT_BYTES] = "bytes",
+	[VMS_UNIT_SECONDS] = "seconds", [VMS_UNIT_CYCLES] = "cycles",
+	[VMS_UNIT_BOOLEAN] = "boolean",
 };
 
 const char *vms_stat_type_name(enum vms_stat_type type)
@@ -222,10 +225,10 @@ static int parse_desc(const uint8_t *raw, size_t i, uint64_t at, uint32_t name_s
 				  ": empty name",
 				  i, at);
 
-#define DESC_FAIL(fmt, ...)                                                                        \
-	stats_fail(-VMS_E_STATS_DESC,                                                              \
-		   "descriptor block, descriptor %zu \"%.64s\" at offset %" PRIu64 ": " fmt, i, name, \
-		   at, __VA_ARGS__)
+#define DESC_FAIL(fmt, ...)                                                                     \
+	stats_fail(-VMS_E_STATS_DESC,                                                           \
+		   "descriptor block, descriptor %zu \"%.64s\" at offset %" PRIu64 ": " fmt, i, \
+		   name, at, __VA_ARGS__)
 
 	type = kd.flags & KVM_STATS_TYPE_MASK;
 	unit = kd.flags & KVM_STATS_UNIT_MASK;
@@ -358,8 +361,8 @@ static int stats_parse(struct vms_stats *st)
 
 	if (!h.name_size || h.name_size > VMS_STATS_MAX_NAME_SIZE)
 		return stats_fail(-VMS_E_STATS_HEADER,
-				  "header at offset 0: name_size %u is outside [1, %u]", h.name_size,
-				  VMS_STATS_MAX_NAME_SIZE);
+				  "header at offset 0: name_size %u is outside [1, %u]",
+				  h.name_size, VMS_STATS_MAX_NAME_SIZE);
 	if (h.num_desc > VMS_STATS_MAX_DESC)
 		return stats_fail(-VMS_E_STATS_HEADER,
 				  "header at offset 0: num_desc %u is above the limit of %u",
@@ -395,7 +398,8 @@ static int stats_parse(struct vms_stats *st)
 	if (h.num_desc) {
 		ret = check_data_start("descriptor block", h.desc_offset, desc_len, h.data_offset);
 		if (!ret)
-			ret = check_data_start("id string", h.id_offset, h.name_size, h.data_offset);
+			ret = check_data_start("id string", h.id_offset, h.name_size,
+					       h.data_offset);
 		if (ret)
 			return ret;
 	}
@@ -505,8 +509,8 @@ int vms_stats_open_fd(int fd, struct vms_stats **out)
 	}
 	st->rd.fd = fd;
 	/* A regular file has a size to check against; KVM's anon-inode fds do not. */
-	st->rd.size = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size
-								   : UINT64_MAX;
+	st->rd.size =
+		fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : UINT64_MAX;
 	return stats_open(st, out);
 }
 
@@ -640,8 +644,7 @@ double vms_stat_in_units(const struct vms_stat_desc *desc, uint64_t value)
  * reaches +INF, so a one-bucket histogram is [0, +INF). "In the case of histograms, the
  * unit applies to the bucket ranges": the bounds are scaled, the values are sample counts.
  */
-int vms_stat_bucket_range(const struct vms_stat_desc *desc, uint32_t bucket, double *lo,
-			  double *hi)
+int vms_stat_bucket_range(const struct vms_stat_desc *desc, uint32_t bucket, double *lo, double *hi)
 {
 	double l, h;
 	bool last;

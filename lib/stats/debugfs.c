@@ -74,8 +74,8 @@ static void read_entry(const char *path, struct vms_debugfs_entry *e)
 }
 
 /* Append prefix+name; read path unless err already says why it cannot be read. */
-static int add_entry(struct entry_list *l, const char *prefix, const char *name,
-		     const char *path, int err)
+static int add_entry(struct entry_list *l, const char *prefix, const char *name, const char *path,
+		     int err)
 {
 	struct vms_debugfs_entry *e;
 	int n;
@@ -104,14 +104,17 @@ static int add_entry(struct entry_list *l, const char *prefix, const char *name,
 	return 0;
 }
 
-static bool is_dir(int dfd, const struct dirent *de)
+/* An entry's type (DT_DIR, DT_FIFO, ...), from the file system if readdir() did not say. */
+static unsigned char entry_type(int dfd, const struct dirent *de)
 {
 	struct stat st;
 
 	if (de->d_type != DT_UNKNOWN)
-		return de->d_type == DT_DIR;
-	/* Symlinks are not followed: debugfs has none here, and a loop must not hang us. */
-	return fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+		return de->d_type;
+	/* Symlinks are not followed: debugfs has none, and a loop must not hang us. */
+	if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return DT_UNKNOWN;
+	return IFTODT(st.st_mode);
 }
 
 /*
@@ -128,6 +131,7 @@ static int list_dir(struct entry_list *l, const char *dir, const char *prefix, i
 		return -errno;
 	while (!ret) {
 		char path[4096], sub[128];
+		unsigned char type;
 		int n;
 
 		errno = 0;
@@ -143,7 +147,13 @@ static int list_dir(struct entry_list *l, const char *dir, const char *prefix, i
 			ret = add_entry(l, prefix, de->d_name, NULL, -ENAMETOOLONG);
 			continue;
 		}
-		if (depth == 0 && is_dir(dirfd(d), de)) {
+		type = entry_type(dirfd(d), de);
+		/* open() of a FIFO without a writer would block: say so instead of reading. */
+		if (type == DT_FIFO) {
+			ret = add_entry(l, prefix, de->d_name, NULL, -EWOULDBLOCK);
+			continue;
+		}
+		if (depth == 0 && type == DT_DIR) {
 			n = snprintf(sub, sizeof(sub), "%s/", de->d_name);
 			if (n > 0 && (size_t)n < sizeof(sub)) {
 				int err = list_dir(l, path, sub, depth + 1);

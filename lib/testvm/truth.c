@@ -143,6 +143,8 @@ int vms_testvm_vcpu_phase(const struct vms_testvm *vm, unsigned int i, unsigned 
 	out->work = g->work;
 	out->mmio = g->mmio;
 	out->pio = g->pio;
+	out->mmio_missed = g->mmio_missed;
+	out->pio_missed = g->pio_missed;
 	out->hlt = g->hlt;
 	out->irq = g->irq;
 	return 0;
@@ -168,6 +170,8 @@ int vms_testvm_vcpu_totals(const struct vms_testvm *vm, unsigned int i,
 		out->work += ph.work;
 		out->mmio += ph.mmio;
 		out->pio += ph.pio;
+		out->mmio_missed += ph.mmio_missed;
+		out->pio_missed += ph.pio_missed;
 		out->hlt += ph.hlt;
 		out->irq += ph.irq;
 	}
@@ -193,6 +197,8 @@ static void tvm_json_exits(struct vms_json *j, const char *key,
 	vms_json_u64(j, "mmio_control", ctl);
 	vms_json_u64(j, "pio", ph->pio);
 	vms_json_u64(j, "hlt", ph->hlt);
+	vms_json_u64(j, "mmio_missed", ph->mmio_missed);
+	vms_json_u64(j, "pio_missed", ph->pio_missed);
 	vms_json_object_end(j);
 }
 

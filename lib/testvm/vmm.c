@@ -464,7 +464,7 @@ int vms_testvm_new(const struct vms_testvm_opts *opts, struct vms_testvm **out)
 	if (!vm->opts.period_ns)
 		vm->opts.period_ns = 100000000ULL;
 	if (!vm->opts.start_delay_ns)
-		vm->opts.start_delay_ns = 20000000ULL;
+		vm->opts.start_delay_ns = 50000000ULL;
 
 	ret = tvm_open(vm);
 	if (ret) {

@@ -9,7 +9,9 @@
  * (a service call that halts the vCPU until the period ends). Period boundaries are
  * absolute TSC times, so a late wake-up shortens the next busy part instead of shifting the
  * schedule; the time between the deadline and the actual wake-up is counted apart (late),
- * as the delay the host imposed, not as idle time the guest chose. While busy, load MMIO writes and port writes are issued at their intervals.
+ * as the delay the host imposed, not as idle time the guest chose. Each busy part owes a
+ * number of load MMIO writes and port writes fixed by the options; those it could not make
+ * in time are counted as missed (see busy_part()).
  *
  * Kernel mode (emulated instruction by instruction on KVM-PVM): the service call handler
  * (idle = TSC-deadline timer + sti;hlt, pio = outl), the interrupt handler (EOI) and the
@@ -132,17 +134,72 @@ static inline u64 work_chunk(u64 x)
 	return x;
 }
 
+struct seqs {
+	u64 mmio, pio;
+};
+
+static inline void mmio_exit(u64 cpu, struct seqs *seq, struct tvm_vcpu_phase *ph)
+{
+	mmio_write32(TVM_MMIO_LOAD_GPA, (u32)(cpu << 24 | (seq->mmio & 0xffffff)));
+	seq->mmio++;
+	ph->mmio++;
+}
+
+static inline void pio_exit(struct seqs *seq)
+{
+	svc(TVM_SVC_PIO, seq->pio++);
+}
+
+/*
+ * One busy part, from now until the TSC reaches be. The part that began (by the schedule)
+ * at t owes ceil((be - t) / interval) exits of each kind, the j-th due at t + j * interval.
+ * Those still owed when the part ends (the host held the vCPU back) are not made up, which
+ * would stretch the busy part past its duty; they are counted as missed, so that made +
+ * missed per period follows from the options alone.
+ */
+static void busy_part(struct tvm_shared *sh, struct tvm_vcpu_phase *ph, u64 cpu, u64 t, u64 be,
+		      u64 *x, struct seqs *seq)
+{
+	u64 mi = sh->mmio_interval_tsc, pi = sh->pio_interval_tsc;
+	u64 mmio_owed = mi ? (be - t + mi - 1) / mi : 0, pio_owed = pi ? (be - t + pi - 1) / pi : 0;
+	u64 mmio_done = 0, pio_done = 0, now = rdtsc();
+
+	while (now < be && !sh->stop) {
+		*x = work_chunk(*x);
+		ph->work++;
+		if (mmio_done < mmio_owed && now >= t + mmio_done * mi) {
+			mmio_exit(cpu, seq, ph);
+			mmio_done++;
+		}
+		if (pio_done < pio_owed && now >= t + pio_done * pi) {
+			pio_exit(seq);
+			pio_done++;
+		}
+		now = rdtsc();
+	}
+	if (!sh->stop) {
+		ph->mmio_missed += mmio_owed - mmio_done;
+		ph->pio_missed += pio_owed - pio_done;
+	}
+}
+
 void user_main(u64 cpu, struct tvm_shared *sh)
 {
 	struct tvm_vcpu *st = &sh->vcpu[cpu];
-	u64 x = 0x9e3779b97f4a7c15UL ^ (cpu + 1), mmio_seq = 0, pio_seq = 0;
-	u64 mmio_next = 0, pio_next = 0, now;
+	u64 x = 0x9e3779b97f4a7c15UL ^ (cpu + 1), now;
+	struct seqs seq = { 0, 0 };
 
 	st->started = 1;
 	/* Wait for the common start; this wait belongs to no phase. */
 	st->phase = TVM_PHASE_NONE;
 	while (rdtsc() < sh->start_tsc && !sh->stop)
 		svc(TVM_SVC_IDLE, sh->start_tsc);
+	/* Starting after the common start is the host's delay too (thread start-up). */
+	now = rdtsc();
+	if (now > sh->start_tsc && sh->nphases) {
+		st->ph[0].late_tsc += now - sh->start_tsc;
+		st->ph[0].late_max_tsc = now - sh->start_tsc;
+	}
 	for (u32 p = 0; p < sh->nphases && !sh->stop; p++) {
 		const struct tvm_phase *phase = &sh->phases[p];
 		struct tvm_vcpu_phase *ph = &st->ph[p];
@@ -163,26 +220,8 @@ void user_main(u64 cpu, struct tvm_shared *sh)
 
 				st->seg_start = seg;
 				st->seg_kind = TVM_SEG_BUSY;
-				if (mmio_next < now)
-					mmio_next = now;
-				if (pio_next < now)
-					pio_next = now;
-				while (now < be && !sh->stop) {
-					x = work_chunk(x);
-					ph->work++;
-					if (sh->mmio_interval_tsc && now >= mmio_next) {
-						mmio_write32(TVM_MMIO_LOAD_GPA,
-							     (u32)(cpu << 24 | (mmio_seq & 0xffffff)));
-						mmio_seq++;
-						ph->mmio++;
-						mmio_next += sh->mmio_interval_tsc;
-					}
-					if (sh->pio_interval_tsc && now >= pio_next) {
-						svc(TVM_SVC_PIO, pio_seq++);
-						pio_next += sh->pio_interval_tsc;
-					}
-					now = rdtsc();
-				}
+				busy_part(sh, ph, cpu, t, be, &x, &seq);
+				now = rdtsc();
 				ph->busy_tsc += now - seg;
 				st->seg_kind = TVM_SEG_NONE;
 			}

@@ -74,7 +74,7 @@ typedef uint32_t tvm_u32;
 #define TVM_SEG_BUSY 1
 #define TVM_SEG_IDLE 2
 
-#define TVM_IMAGE_MAGIC 0x4d56544du /* "MTVM" */
+#define TVM_IMAGE_MAGIC 0x4d56544d /* "MTVM" */
 
 #ifndef __ASSEMBLER__
 struct tvm_phase {
@@ -94,6 +94,8 @@ struct tvm_vcpu_phase {
 	tvm_u64 work;	/* units of computation done while busy */
 	tvm_u64 mmio;	/* load MMIO writes (each one exit to the VMM) */
 	tvm_u64 pio;	/* load OUT instructions (each one exit to the VMM) */
+	tvm_u64 mmio_missed; /* load MMIO writes owed when a busy part ended, not made */
+	tvm_u64 pio_missed;
 	tvm_u64 hlt;	/* HLT instructions executed (kernel mode) */
 	tvm_u64 irq;	/* interrupts taken (timer and wake) */
 	tvm_u64 periods;
@@ -112,7 +114,7 @@ struct tvm_vcpu {
 	struct tvm_vcpu_phase ph[TVM_MAX_PHASES + 1];
 };
 
-#define TVM_SHARED_MAGIC 0x564d5354u /* "TSMV" */
+#define TVM_SHARED_MAGIC 0x564d5354 /* "TSMV" */
 
 struct tvm_shared {
 	tvm_u32 magic;

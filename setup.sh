@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# vmscope set-up, for a fresh Debian machine, as root:
+#   ./setup.sh          install what is missing, build, and run the demo on the built-in
+#                       test VM (needs /dev/kvm; no VM of yours is needed)
+#   ./setup.sh test     install, build (also with AddressSanitizer + UBSan), run every
+#                       test suite; ends with "N passed, N failed, N skipped"
+#   ./setup.sh build    install and build only
+set -euo pipefail
+cd "$(dirname "$0")"
+mode=${1:-demo}
+case "$mode" in demo|test|build) ;; *) echo "usage: $0 [demo|test|build]" >&2; exit 2 ;; esac
+
+# Debian packages the build and the tests need.
+PKGS=(meson ninja-build pkg-config gcc libc6-dev binutils python3 libcmocka-dev)
+
+install_missing() {
+	local missing=() p
+	for p in "${PKGS[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" != 0 ]; then
+		echo "setup.sh: missing Debian packages: ${missing[*]}; run as root to install them" >&2
+		exit 1
+	fi
+	echo "setup.sh: installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null
+}
+
+build() { # build DIR [meson options...]
+	local dir=$1; shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; exit 1; }
+	fi
+	ninja -C "$dir" >"$dir.ninja.log" 2>&1 || { cat "$dir.ninja.log"; exit 1; }
+}
+
+demo() {
+	local vmscope=build/cli/vmscope truth=build/demo-truth.json pid
+	if [ ! -w /dev/kvm ]; then
+		echo "setup.sh: /dev/kvm is missing or not writable: the demo needs a KVM host" >&2
+		exit 1
+	fi
+	echo "== vmscope testvm: 2 vCPUs, idle 1 s, 75 % for 3 s, 90 % for 3 s, MMIO and port-I/O exits"
+	"$vmscope" testvm --vcpus 2 --phase 0:1s --phase 75:3s --phase 90:3s --mmio 330 --pio 70 \
+		--stats --truth "$truth" >build/demo-testvm.txt &
+	pid=$!
+	sleep 2.5
+	echo "== vmscope stat --once: the host's VMs, seen from outside (the test VM is running)"
+	"$vmscope" stat --once
+	wait "$pid"
+	echo
+	echo "== what the test VM did (the exact ground truth is in $truth)"
+	cat build/demo-testvm.txt
+}
+
+run_suites() { # run_suites DIR: meson test, totals appended to $totals
+	local dir=$1 log
+	log=$(mktemp)
+	meson test -C "$dir" --print-errorlogs --num-processes 2 >"$log" 2>&1 || true
+	# The per-test lines (before meson's repeated "Summary of Failures"), then the reason
+	# of every failed check and every skip.
+	awk '/Summary of Failures/ { exit } /^ *[0-9]+\/[0-9]+ / { print }' "$log" | sed "s|^|[$dir] |"
+	grep -E "^(FAIL|SKIP):" "$dir/meson-logs/testlog.txt" | sort -u | sed "s|^|[$dir] |" || true
+	awk -v dir="$dir" '
+		/^Ok:/ { ok = $2 } /^Expected Fail:/ { xf = $3 } /^Fail:/ { f = $2 }
+		/^Unexpected Pass:/ { up = $3 } /^Skipped:/ { s = $2 } /^Timeout:/ { t = $2 }
+		END { printf "%d %d %d\n", ok + xf, f + up + t, s }' "$log" >>"$totals"
+	rm -f "$log"
+}
+
+install_missing
+build build
+case "$mode" in
+build) echo "setup.sh: built build/cli/vmscope" ;;
+demo) demo ;;
+test)
+	build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dc_args=-fno-sanitize-recover=all -Dc_link_args=-fno-sanitize-recover=all
+	totals=$(mktemp)
+	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+	run_suites build
+	run_suites build-asan
+	read -r p f s < <(awk '{ p += $1; f += $2; s += $3 } END { print p+0, f+0, s+0 }' "$totals")
+	rm -f "$totals"
+	echo "$p passed, $f failed, $s skipped"
+	[ "$f" -eq 0 ]
+	;;
+esac

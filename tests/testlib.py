@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Shared helpers of vmscope's script tests: skip with a reason (exit 77, meson's SKIP),
+run the vmscope binary, and check values with messages that say what was expected."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+SKIP = 77
+failures = []
+checks = 0
+
+
+def skip(reason):
+    print("SKIP: " + reason)
+    sys.exit(SKIP)
+
+
+def need_kvm():
+    if not os.path.exists("/dev/kvm"):
+        skip("/dev/kvm is absent: the KVM tests need a KVM host")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        skip("/dev/kvm is not readable and writable by this user")
+
+
+def vmscope():
+    """The binary under test: argv[1], or $VMSCOPE."""
+    path = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("VMSCOPE")
+    if not path:
+        print("usage: test.py PATH-TO-VMSCOPE")
+        sys.exit(2)
+    return path
+
+
+def run(args, timeout=120, check=True):
+    p = subprocess.run([vmscope()] + args, capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        print("command failed (%d): vmscope %s\nstdout: %s\nstderr: %s"
+              % (p.returncode, " ".join(args), p.stdout, p.stderr))
+        sys.exit(1)
+    return p
+
+
+def check(cond, what):
+    global checks
+    checks += 1
+    if not cond:
+        failures.append(what)
+        print("FAIL: " + what)
+    return cond
+
+
+def check_eq(got, want, what):
+    return check(got == want, "%s: got %r, expected %r" % (what, got, want))
+
+
+def check_close(got, want, tol, what):
+    return check(abs(got - want) <= tol, "%s: got %r, expected %r +- %r" % (what, got, want, tol))
+
+
+def finish():
+    if checks == 0:
+        print("FAIL: no check ran")
+        sys.exit(1)
+    if failures:
+        print("%d of %d checks failed" % (len(failures), checks))
+        sys.exit(1)
+    print("all %d checks passed" % checks)
+    sys.exit(0)
+
+
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def wait_pid_exit(pid, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
