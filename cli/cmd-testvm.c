@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "vmscope/host.h"
 #include "vmscope/stats.h"
 #include "vmscope/testvm.h"
 
@@ -41,6 +42,10 @@ static const char usage_text[] =
 	"                           per second of busy time per vCPU [0]\n"
 	"      --pio RATE           port writes (exits to the VMM) per second of busy time per\n"
 	"                           vCPU [0]\n"
+	"      --msr RATE           WRMSRs of a filtered MSR (exits to the VMM) per second of\n"
+	"                           busy time per vCPU [0]\n"
+	"      --hypercall RATE     VMCALL/VMMCALL from guest user mode (exits to the host\n"
+	"                           kernel, answered -KVM_EPERM) per second of busy time [0]\n"
 	"      --pin CPU[,CPU...]   pin vCPU n's thread to the n-th host CPU listed\n"
 	"  -t, --truth FILE         write the ground truth as JSON (also after SIGTERM)\n"
 	"  -s, --stats              print the KVM binary statistics of every vCPU at the end\n"
@@ -110,6 +115,8 @@ static int parse_args(int argc, char **argv, struct testvm_args *a)
 		{ "period", required_argument, NULL, 'T' },
 		{ "mmio", required_argument, NULL, 'M' },
 		{ "pio", required_argument, NULL, 'I' },
+		{ "msr", required_argument, NULL, 'R' },
+		{ "hypercall", required_argument, NULL, 'H' },
 		{ "pin", required_argument, NULL, 'C' },
 		{ "truth", required_argument, NULL, 't' },
 		{ "stats", no_argument, NULL, 's' },
@@ -163,17 +170,18 @@ static int parse_args(int argc, char **argv, struct testvm_args *a)
 						       "not '%s'", optarg);
 			break;
 		case 'M':
-		case 'I': {
+		case 'I':
+		case 'R':
+		case 'H': {
+			const char *opt = c == 'M' ? "mmio" : c == 'I' ? "pio" : c == 'R' ? "msr" :
+					  "hypercall";
 			double r;
 
 			if (cli_parse_double(optarg, &r) || r < 0 || r > 1e6)
 				return cli_usage_error(CMD, "--%s takes a rate from 0 to 1000000 per "
-						       "second, not '%s'", c == 'M' ? "mmio" : "pio",
-						       optarg);
-			if (c == 'M')
-				a->opts.mmio_rate = r;
-			else
-				a->opts.pio_rate = r;
+						       "second, not '%s'", opt, optarg);
+			*(c == 'M' ? &a->opts.mmio_rate : c == 'I' ? &a->opts.pio_rate :
+			  c == 'R' ? &a->opts.msr_rate : &a->opts.hypercall_rate) = r;
 			break;
 		}
 		case 'C':
@@ -344,8 +352,9 @@ static void print_summary(struct vms_testvm *vm, const struct testvm_args *a)
 
 	printf("vmscope testvm: pid %d, %u vCPUs, %u phases, period %.0f ms\n\n", getpid(), n,
 	       a->opts.nphases, (a->opts.period_ns ? a->opts.period_ns : 100000000ULL) / 1e6);
-	printf("%-5s %-5s %-4s %-8s %9s %9s %9s %7s %10s %7s %7s %6s\n", "phase", "duty", "vcpu",
-	       "tid", "busy(s)", "idle(s)", "late(ms)", "busy%", "work", "mmio", "pio", "hlt");
+	printf("%-5s %-5s %-4s %-8s %9s %9s %9s %7s %10s %6s %6s %6s %6s %6s\n", "phase", "duty",
+	       "vcpu", "tid", "busy(s)", "idle(s)", "late(ms)", "busy%", "work", "mmio", "pio", "msr",
+	       "hcall", "hlt");
 	for (unsigned int p = 0; p < a->opts.nphases; p++) {
 		uint64_t s, e;
 		bool complete;
@@ -358,18 +367,19 @@ static void print_summary(struct vms_testvm *vm, const struct testvm_args *a)
 
 			vms_testvm_vcpu_phase(vm, i, p, &ph);
 			tot = (double)(ph.busy_ns + ph.idle_ns);
-			printf("%-5u %4u%% %-4u %-8d %9.3f %9.3f %9.3f %6.2f%% %10" PRIu64 " %7" PRIu64
-			       " %7" PRIu64 " %6" PRIu64 "%s\n",
+			printf("%-5u %4u%% %-4u %-8d %9.3f %9.3f %9.3f %6.2f%% %10" PRIu64 " %6" PRIu64
+			       " %6" PRIu64 " %6" PRIu64 " %6" PRIu64 " %6" PRIu64 "%s\n",
 			       p, ph.duty, i, vms_testvm_vcpu_tid(vm, i), ph.busy_ns / 1e9,
 			       ph.idle_ns / 1e9, ph.late_ns / 1e6,
 			       tot > 0 ? 100.0 * ph.busy_ns / tot : 0.0, ph.work,
-			       ph.mmio, ph.pio, ph.hlt, complete ? "" : "  (stopped early)");
+			       ph.mmio, ph.pio, ph.msr, ph.hypercall, ph.hlt,
+			       complete ? "" : "  (stopped early)");
 		}
 	}
 	printf("\nExits per vCPU: the guest's count, the VMM's count, KVM's own statistics\n");
-	printf("%-4s %12s %12s %12s %10s %10s %10s %10s %12s %12s\n", "vcpu", "mmio:guest",
-	       "mmio:vmm", "mmio_exits", "pio:guest", "pio:vmm", "io_exits", "hlt:guest",
-	       "halt_exits", "exits");
+	printf("%-4s %11s %9s %10s %9s %8s %8s %9s %8s %10s %10s %11s %10s\n", "vcpu",
+	       "mmio:guest", "mmio:vmm", "mmio_exits", "pio:guest", "pio:vmm", "io_exits",
+	       "msr:guest", "msr:vmm", "hlt:guest", "halt_exits", "hcall:guest", "hypercalls");
 	for (unsigned int i = 0; i < n; i++) {
 		struct vms_testvm_vmm_counts vmm;
 		struct vms_testvm_vcpu_phase tot;
@@ -378,17 +388,21 @@ static void print_summary(struct vms_testvm *vm, const struct testvm_args *a)
 		vms_testvm_vcpu_totals(vm, i, &tot);
 		vms_testvm_vmm_counts(vm, i, &vmm);
 		/* MMIO counts include the guest's control write (its DONE report). */
-		printf("%-4u %12" PRIu64 " %12" PRIu64 " %12s %10" PRIu64 " %10" PRIu64
-		       " %10s %10" PRIu64 " %12s %12s\n",
+		printf("%-4u %11" PRIu64 " %9" PRIu64 " %10s %9" PRIu64 " %8" PRIu64 " %8s %9" PRIu64
+		       " %8" PRIu64 " %10" PRIu64 " %10s %11" PRIu64 " %10s\n",
 		       i, tot.mmio + tot.mmio_control,
 		       vmm.mmio_load + vmm.mmio_control + vmm.mmio_other,
 		       stat_delta_str(vm, i, "mmio_exits", b1, sizeof(b1)), tot.pio, vmm.pio,
-		       stat_delta_str(vm, i, "io_exits", b2, sizeof(b2)), tot.hlt,
-		       stat_delta_str(vm, i, "halt_exits", b3, sizeof(b3)),
-		       stat_delta_str(vm, i, "exits", b4, sizeof(b4)));
+		       stat_delta_str(vm, i, "io_exits", b2, sizeof(b2)), tot.msr, vmm.msr, tot.hlt,
+		       stat_delta_str(vm, i, "halt_exits", b3, sizeof(b3)), tot.hypercall,
+		       stat_delta_str(vm, i, "hypercalls", b4, sizeof(b4)));
 	}
+	if (vms_host_kvm_flavor(NULL) == VMS_KVM_PVM)
+		printf("\nThis host's KVM is PVM (software virtualization): it emulates the guest's "
+		       "kernel-mode OUT\n(counted in insn_emulation, not io_exits) and answers "
+		       "user-mode hypercalls without\ncounting them in hypercalls. See "
+		       "doc/vmscope-testvm.md.\n");
 }
-
 
 static int run_vm(struct testvm_args *a, int ready_fd)
 {

@@ -44,6 +44,10 @@ struct vms_testvm_opts {
 	double pio_rate;	/* load port-I/O exits per second of busy time, per vCPU; 0 = none */
 	const int *pin;		/* vcpus entries: host CPU for each vCPU thread, -1 = any; or NULL */
 	uint64_t start_delay_ns; /* from vms_testvm_run() to the start of phase 0; 0 = 50 ms */
+	double msr_rate;	/* load WRMSR exits (to the VMM, through an MSR filter) per second
+				 * of busy time, per vCPU; 0 = none */
+	double hypercall_rate;	/* load hypercalls (VMCALL/VMMCALL from guest user mode, handled
+				 * by the host kernel) per second of busy time, per vCPU */
 };
 
 /* What one vCPU did in one phase (or outside the schedule), as the guest counted it. */
@@ -61,8 +65,13 @@ struct vms_testvm_vcpu_phase {
 	uint64_t work;	      /* computation units done */
 	uint64_t mmio;	      /* load MMIO writes (exits to the VMM) */
 	uint64_t pio;	      /* load port writes (exits to the VMM) */
+	uint64_t msr;	      /* load WRMSRs (exits to the VMM) */
+	uint64_t hypercall;   /* load hypercalls (exits to the host kernel) */
+	uint64_t hypercall_eperm; /* ... answered -KVM_EPERM, as KVM does for user mode */
 	uint64_t mmio_missed; /* load MMIO writes owed by a busy part that ended first */
-	uint64_t pio_missed;  /* the same for port writes */
+	uint64_t pio_missed;  /* the same for port writes, WRMSRs, hypercalls */
+	uint64_t msr_missed;
+	uint64_t hypercall_missed;
 	uint64_t hlt;	      /* HLT instructions */
 	uint64_t irq;	      /* interrupts taken */
 	uint64_t mmio_control; /* control writes (DONE/FAULT reports); totals only */
@@ -75,6 +84,8 @@ struct vms_testvm_vmm_counts {
 	uint64_t mmio_other;	/* KVM_EXIT_MMIO anywhere else (a bug if not 0) */
 	uint64_t pio;		/* KVM_EXIT_IO at the load port */
 	uint64_t io_other;	/* KVM_EXIT_IO at any other port */
+	uint64_t msr;		/* KVM_EXIT_X86_WRMSR of the load MSR */
+	uint64_t msr_other;	/* KVM_EXIT_X86_RDMSR/WRMSR of any other MSR (a bug if not 0) */
 	uint64_t intr;		/* KVM_EXIT_INTR (a signal interrupted KVM_RUN) */
 	uint64_t other;		/* any other exit reason */
 	uint64_t seq_errors;	/* load MMIO values out of sequence or from the wrong vCPU */

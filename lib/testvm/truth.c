@@ -143,8 +143,13 @@ int vms_testvm_vcpu_phase(const struct vms_testvm *vm, unsigned int i, unsigned 
 	out->work = g->work;
 	out->mmio = g->mmio;
 	out->pio = g->pio;
+	out->msr = g->msr;
+	out->hypercall = g->hypercall;
+	out->hypercall_eperm = g->hypercall_eperm;
 	out->mmio_missed = g->mmio_missed;
 	out->pio_missed = g->pio_missed;
+	out->msr_missed = g->msr_missed;
+	out->hypercall_missed = g->hypercall_missed;
 	out->hlt = g->hlt;
 	out->irq = g->irq;
 	return 0;
@@ -170,8 +175,13 @@ int vms_testvm_vcpu_totals(const struct vms_testvm *vm, unsigned int i,
 		out->work += ph.work;
 		out->mmio += ph.mmio;
 		out->pio += ph.pio;
+		out->msr += ph.msr;
+		out->hypercall += ph.hypercall;
+		out->hypercall_eperm += ph.hypercall_eperm;
 		out->mmio_missed += ph.mmio_missed;
 		out->pio_missed += ph.pio_missed;
+		out->msr_missed += ph.msr_missed;
+		out->hypercall_missed += ph.hypercall_missed;
 		out->hlt += ph.hlt;
 		out->irq += ph.irq;
 	}
@@ -197,8 +207,13 @@ static void tvm_json_exits(struct vms_json *j, const char *key,
 	vms_json_u64(j, "mmio_control", ctl);
 	vms_json_u64(j, "pio", ph->pio);
 	vms_json_u64(j, "hlt", ph->hlt);
+	vms_json_u64(j, "msr", ph->msr);
+	vms_json_u64(j, "hypercall", ph->hypercall);
+	vms_json_u64(j, "hypercall_eperm", ph->hypercall_eperm);
 	vms_json_u64(j, "mmio_missed", ph->mmio_missed);
 	vms_json_u64(j, "pio_missed", ph->pio_missed);
+	vms_json_u64(j, "msr_missed", ph->msr_missed);
+	vms_json_u64(j, "hypercall_missed", ph->hypercall_missed);
 	vms_json_object_end(j);
 }
 
@@ -251,6 +266,8 @@ static void tvm_json_vcpu(const struct vms_testvm *vm, struct vms_json *j, unsig
 	vms_json_u64(j, "mmio_other", v->vmm.mmio_other);
 	vms_json_u64(j, "pio", v->vmm.pio);
 	vms_json_u64(j, "io_other", v->vmm.io_other);
+	vms_json_u64(j, "msr", v->vmm.msr);
+	vms_json_u64(j, "msr_other", v->vmm.msr_other);
 	vms_json_u64(j, "intr", v->vmm.intr);
 	vms_json_u64(j, "other", v->vmm.other);
 	vms_json_u64(j, "seq_errors", v->vmm.seq_errors);
@@ -297,6 +314,8 @@ int vms_testvm_write_truth(const struct vms_testvm *vm, FILE *f)
 	vms_json_u64(&j, "period_ns", vm->opts.period_ns);
 	vms_json_double(&j, "mmio_rate", vm->opts.mmio_rate);
 	vms_json_double(&j, "pio_rate", vm->opts.pio_rate);
+	vms_json_double(&j, "msr_rate", vm->opts.msr_rate);
+	vms_json_double(&j, "hypercall_rate", vm->opts.hypercall_rate);
 	vms_json_object_end(&j);
 	vms_json_string(&j, "host_kvm", vms_kvm_flavor_name(vms_host_kvm_flavor(NULL)));
 	vms_json_bool(&j, "stopped_early", vm->stop_mono_ns != 0);

@@ -325,6 +325,41 @@ static int tvm_setup_vcpu(struct vms_testvm *vm, struct tvm_vcpu_host *v, int mm
 	return 0;
 }
 
+/* Route the guest's WRMSR/RDMSR of TVM_MSR_INDEX to user space (KVM_EXIT_X86_*MSR). */
+static int tvm_setup_msr_filter(struct vms_testvm *vm)
+{
+	uint8_t deny = 0;
+	struct kvm_msr_filter filter = {
+		.flags = KVM_MSR_FILTER_DEFAULT_ALLOW,
+		.ranges[0] = { .flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, .nmsrs = 1,
+			       .base = TVM_MSR_INDEX, .bitmap = &deny },
+	};
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_X86_USER_SPACE_MSR,
+				      .args[0] = KVM_MSR_EXIT_REASON_FILTER };
+
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_USER_SPACE_MSR) <= 0 ||
+	    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) <= 0)
+		return tvm_fail(vm, -VMS_E_KVM_API, "/dev/kvm lacks KVM_CAP_X86_USER_SPACE_MSR or "
+				"KVM_CAP_X86_MSR_FILTER, needed for MSR exits");
+	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+		return tvm_fail(vm, -errno, "enabling user-space MSR exits failed: %s",
+				vms_strerror(-errno));
+	if (ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0)
+		return tvm_fail(vm, -errno, "KVM_X86_SET_MSR_FILTER failed: %s",
+				vms_strerror(-errno));
+	return 0;
+}
+
+/* AMD and Hygon CPUs call the hypervisor with VMMCALL, Intel ones with VMCALL. */
+static bool host_is_amd(void)
+{
+	uint32_t a = 0, b, c, d;
+
+	__asm__ volatile("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d));
+	return (b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163) || /* AuthenticAMD */
+	       (b == 0x6f677948 && d == 0x6e65476e && c == 0x656e6975);	  /* HygonGenuine */
+}
+
 static int tvm_check_caps(struct vms_testvm *vm)
 {
 	static const struct {
@@ -411,6 +446,12 @@ static int tvm_open(struct vms_testvm *vm)
 	ret = tvm_load_guest(vm);
 	if (ret)
 		return ret;
+	if (vm->opts.msr_rate > 0) {
+		ret = tvm_setup_msr_filter(vm);
+		if (ret)
+			return ret;
+	}
+	vm->shared->hc_vmmcall = host_is_amd();
 
 	mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (mmap_size < (int)sizeof(struct kvm_run))
@@ -442,7 +483,7 @@ int vms_testvm_new(const struct vms_testvm_opts *opts, struct vms_testvm **out)
 	if (!opts || opts->sz < sizeof(*opts) || !opts->vcpus ||
 	    opts->vcpus > VMS_TESTVM_MAX_VCPUS || !opts->nphases ||
 	    opts->nphases > VMS_TESTVM_MAX_PHASES || !opts->phases || opts->mmio_rate < 0 ||
-	    opts->pio_rate < 0)
+	    opts->pio_rate < 0 || opts->msr_rate < 0 || opts->hypercall_rate < 0)
 		return -EINVAL;
 	for (unsigned int p = 0; p < opts->nphases; p++)
 		if (opts->phases[p].duty > 100 || !opts->phases[p].duration_ns)
@@ -529,6 +570,21 @@ static void tvm_handle_io(struct tvm_vcpu_host *v)
 		       (size_t)run->io.size * run->io.count);
 }
 
+static void tvm_handle_msr(struct tvm_vcpu_host *v)
+{
+	struct kvm_run *run = v->run;
+
+	if (run->msr.index == TVM_MSR_INDEX && run->exit_reason == KVM_EXIT_X86_WRMSR) {
+		v->vmm.msr++;
+		run->msr.error = 0;
+	} else {
+		v->vmm.msr_other++;
+		run->msr.error = 1; /* the guest gets #GP, its fault handler reports it */
+	}
+	if (run->exit_reason == KVM_EXIT_X86_RDMSR)
+		run->msr.data = 0;
+}
+
 static void *tvm_vcpu_thread(void *arg)
 {
 	struct tvm_vcpu_host *v = arg;
@@ -568,6 +624,10 @@ static void *tvm_vcpu_thread(void *arg)
 			break;
 		case KVM_EXIT_IO:
 			tvm_handle_io(v);
+			break;
+		case KVM_EXIT_X86_RDMSR:
+		case KVM_EXIT_X86_WRMSR:
+			tvm_handle_msr(v);
 			break;
 		case KVM_EXIT_INTR:
 			v->vmm.intr++;
@@ -650,6 +710,17 @@ static void tvm_snapshot_stats_begin(struct vms_testvm *vm)
 		vms_stats_read(vm->vm_stats);
 }
 
+/* Guest TSC ticks between two load exits at @rate per second; 0 (none) for rate 0. */
+static uint64_t tvm_interval_tsc(const struct vms_testvm *vm, double rate)
+{
+	uint64_t iv;
+
+	if (rate <= 0)
+		return 0;
+	iv = (uint64_t)((double)vm->tsc_khz * 1000.0 / rate);
+	return iv ? iv : 1;
+}
+
 int vms_testvm_run(struct vms_testvm *vm)
 {
 	struct tvm_shared *sh = vm->shared;
@@ -664,14 +735,10 @@ int vms_testvm_run(struct vms_testvm *vm)
 	sh->tsc_khz = vm->tsc_khz;
 	period_tsc = vm->opts.period_ns * vm->tsc_khz / 1000000ULL;
 	sh->period_tsc = period_tsc ? period_tsc : 1;
-	if (vm->opts.mmio_rate > 0)
-		sh->mmio_interval_tsc = (uint64_t)((double)vm->tsc_khz * 1000.0 / vm->opts.mmio_rate);
-	if (vm->opts.pio_rate > 0)
-		sh->pio_interval_tsc = (uint64_t)((double)vm->tsc_khz * 1000.0 / vm->opts.pio_rate);
-	if (vm->opts.mmio_rate > 0 && !sh->mmio_interval_tsc)
-		sh->mmio_interval_tsc = 1;
-	if (vm->opts.pio_rate > 0 && !sh->pio_interval_tsc)
-		sh->pio_interval_tsc = 1;
+	sh->mmio_interval_tsc = tvm_interval_tsc(vm, vm->opts.mmio_rate);
+	sh->pio_interval_tsc = tvm_interval_tsc(vm, vm->opts.pio_rate);
+	sh->msr_interval_tsc = tvm_interval_tsc(vm, vm->opts.msr_rate);
+	sh->hc_interval_tsc = tvm_interval_tsc(vm, vm->opts.hypercall_rate);
 
 	tvm_snapshot_stats_begin(vm);
 	vm->clk_start = tvm_clock_pair_now();

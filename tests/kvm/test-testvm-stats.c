@@ -9,8 +9,10 @@
  *     exactly by the KVM_EXIT_MMIO returns the VMM saw;
  *   halt_exits grew by at least the HLTs the guest executed;
  *   exits grew by at least mmio + hlt;
- *   VMX/SVM: io_exits grew by at least the guest's OUTs; KVM-PVM emulates the guest's
- *     kernel-mode OUT, so it shows up in insn_emulation instead, and io_exits does not move.
+ *   VMX/SVM: io_exits grew by at least the guest's OUTs and hypercalls by at least its
+ *     VMCALL/VMMCALLs; KVM-PVM emulates the guest's kernel-mode OUT, so it shows up in
+ *     insn_emulation instead and io_exits does not move, and it answers a user-mode
+ *     VMMCALL (-KVM_EPERM) without counting it in hypercalls.
  *
  * It also checks that libvmscope's parser returns the very values the minimal reader does.
  * Exit 77 (skip) only when /dev/kvm is absent.
@@ -41,7 +43,7 @@ static int failures, checks;
 	} while (0)
 
 static const char *const names[] = { "exits", "mmio_exits", "halt_exits", "io_exits",
-				     "insn_emulation" };
+				     "insn_emulation", "hypercalls" };
 #define NNAMES (sizeof(names) / sizeof(names[0]))
 
 /* A deliberately small, independent reader: header, descriptors, one value per name. */
@@ -79,7 +81,7 @@ int main(void)
 	struct vms_testvm_phase phases[] = { { 60, 1500000000ULL } };
 	struct vms_testvm_opts opts = {
 		.sz = sizeof(opts), .vcpus = 2, .phases = phases, .nphases = 1,
-		.mmio_rate = 400, .pio_rate = 150,
+		.mmio_rate = 400, .pio_rate = 150, .msr_rate = 50, .hypercall_rate = 60,
 	};
 	enum vms_kvm_flavor flavor = vms_host_kvm_flavor(NULL);
 	uint64_t before[2][NNAMES], after[2][NNAMES];
@@ -120,14 +122,21 @@ int main(void)
 		vms_testvm_vcpu_totals(vm, (unsigned)i, &tot);
 		vms_testvm_vmm_counts(vm, (unsigned)i, &vmm);
 		guest_mmio = tot.mmio + tot.mmio_control;
-		printf("vCPU %d: guest mmio %lu pio %lu hlt %lu | VMM mmio %lu pio %lu | KVM exits "
-		       "+%lu mmio_exits +%lu halt_exits +%lu io_exits +%lu insn_emulation +%lu\n",
-		       i, (unsigned long)guest_mmio, (unsigned long)tot.pio, (unsigned long)tot.hlt,
+		printf("vCPU %d: guest mmio %lu pio %lu msr %lu hypercall %lu hlt %lu | VMM mmio %lu "
+		       "pio %lu msr %lu | KVM exits +%lu mmio_exits +%lu halt_exits +%lu io_exits "
+		       "+%lu insn_emulation +%lu hypercalls +%lu\n",
+		       i, (unsigned long)guest_mmio, (unsigned long)tot.pio, (unsigned long)tot.msr,
+		       (unsigned long)tot.hypercall, (unsigned long)tot.hlt,
 		       (unsigned long)(vmm.mmio_load + vmm.mmio_control), (unsigned long)vmm.pio,
-		       (unsigned long)d[0], (unsigned long)d[1], (unsigned long)d[2],
-		       (unsigned long)d[3], (unsigned long)d[4]);
-		CHECK(tot.mmio > 100 && tot.pio > 50 && tot.hlt > 10,
+		       (unsigned long)vmm.msr, (unsigned long)d[0], (unsigned long)d[1],
+		       (unsigned long)d[2], (unsigned long)d[3], (unsigned long)d[4],
+		       (unsigned long)d[5]);
+		CHECK(tot.mmio > 100 && tot.pio > 50 && tot.hlt > 10 && tot.msr > 20 &&
+			      tot.hypercall > 20,
 		      "vCPU %d made the exits it was asked for", i);
+		CHECK(vmm.msr == tot.msr, "vCPU %d: WRMSR exits, VMM %lu == guest %lu", i,
+		      (unsigned long)vmm.msr, (unsigned long)tot.msr);
+		CHECK(tot.hypercall_eperm == tot.hypercall, "vCPU %d: hypercalls refused", i);
 		CHECK(d[1] >= guest_mmio, "vCPU %d: mmio_exits +%lu >= guest MMIO writes %lu", i,
 		      (unsigned long)d[1], (unsigned long)guest_mmio);
 		CHECK(d[1] == vmm.mmio_load + vmm.mmio_control + vmm.mmio_other,
@@ -142,9 +151,13 @@ int main(void)
 			      i, (unsigned long)d[4], (unsigned long)tot.pio);
 			CHECK(d[3] == 0, "vCPU %d (PVM): io_exits +%lu stays 0 (OUT is emulated)", i,
 			      (unsigned long)d[3]);
+			CHECK(d[5] == 0, "vCPU %d (PVM): hypercalls +%lu stays 0", i,
+			      (unsigned long)d[5]);
 		} else {
 			CHECK(d[3] >= tot.pio, "vCPU %d: io_exits +%lu >= guest OUTs %lu", i,
 			      (unsigned long)d[3], (unsigned long)tot.pio);
+			CHECK(d[5] >= tot.hypercall, "vCPU %d: hypercalls +%lu >= guest's %lu", i,
+			      (unsigned long)d[5], (unsigned long)tot.hypercall);
 		}
 		/* libvmscope's parser reads the same values as the minimal reader. */
 		CHECK(st != NULL, "vCPU %d has libvmscope stats", i);

@@ -17,12 +17,12 @@ need_kvm()
 PHASES = [(0, 1.0), (75, 3.0), (90, 3.0)]
 # Rates whose exits per busy part (duty * period * rate) are never whole numbers, so the
 # count owed per period, ceil(duty * period * rate), is not at the mercy of rounding.
-MMIO, PIO, PERIOD = 330.0, 70.0, 0.1
+MMIO, PIO, MSR, HC, PERIOD = 330.0, 70.0, 45.0, 55.0, 0.1
 
 with tempfile.TemporaryDirectory() as tmp:
     truth_path = os.path.join(tmp, "truth.json")
     args = ["testvm", "--vcpus", "2", "--mmio", str(MMIO), "--pio", str(PIO),
-            "--truth", truth_path, "--quiet"]
+            "--msr", str(MSR), "--hypercall", str(HC), "--truth", truth_path, "--quiet"]
     for duty, secs in PHASES:
         args += ["--phase", "%d:%gs" % (duty, secs)]
     t_before = time.monotonic_ns()
@@ -66,7 +66,7 @@ for v in t["vcpus"]:
                     "vCPU %d phase %d busy+idle+late (ns)" % (n, i))
         # Each busy part owes ceil(duty * period * rate) exits of each kind; those it could
         # not make before its end (the host held the vCPU back) are counted as missed.
-        for kind, rate in (("mmio", MMIO), ("pio", PIO)):
+        for kind, rate in (("mmio", MMIO), ("pio", PIO), ("msr", MSR), ("hypercall", HC)):
             owed = math.ceil(duty / 100.0 * PERIOD * rate)
             made = ph["exits"][kind + "_load" if kind == "mmio" else kind]
             check_eq(made + ph["exits"][kind + "_missed"], owed * ph["periods"],
@@ -87,6 +87,10 @@ for v in t["vcpus"]:
     check_eq(g["mmio_control"], 1, "vCPU %d control writes (one DONE)" % n)
     check_eq(m["mmio"], g["mmio"], "vCPU %d all MMIO exits: VMM vs guest" % n)
     check_eq(m["pio"], g["pio"], "vCPU %d port-I/O exits: VMM vs guest" % n)
+    check_eq(m["msr"], g["msr"], "vCPU %d WRMSR exits: VMM vs guest" % n)
+    check_eq(m["msr_other"], 0, "vCPU %d other MSR exits" % n)
+    # From guest user mode KVM refuses every hypercall with -KVM_EPERM.
+    check_eq(g["hypercall_eperm"], g["hypercall"], "vCPU %d hypercalls answered -KVM_EPERM" % n)
     check_eq(m["seq_errors"], 0, "vCPU %d MMIO values in sequence" % n)
     check_eq(m["mmio_other"], 0, "vCPU %d MMIO elsewhere" % n)
     check_eq(m["io_other"], 0, "vCPU %d port I/O elsewhere" % n)

@@ -88,6 +88,11 @@ void kernel_service(struct frame *f)
 		__asm__ volatile("outl %0, %w1" ::"a"((u32)f->rdi), "Nd"(TVM_PIO_PORT));
 		ph->pio++;
 		break;
+	case TVM_SVC_MSR:
+		__asm__ volatile("wrmsr" ::"c"(TVM_MSR_INDEX), "a"((u32)f->rdi),
+				 "d"((u32)(f->rdi >> 32)));
+		ph->msr++;
+		break;
 	}
 }
 
@@ -135,19 +140,49 @@ static inline u64 work_chunk(u64 x)
 }
 
 struct seqs {
-	u64 mmio, pio;
+	u64 mmio, pio, msr;
 };
 
-static inline void mmio_exit(u64 cpu, struct seqs *seq, struct tvm_vcpu_phase *ph)
+/* One kind of load exit: how often, and how to make one. */
+enum load_kind { LOAD_MMIO, LOAD_PIO, LOAD_MSR, LOAD_HC, LOAD_KINDS };
+
+static inline long hypercall(const struct tvm_shared *sh)
 {
-	mmio_write32(TVM_MMIO_LOAD_GPA, (u32)(cpu << 24 | (seq->mmio & 0xffffff)));
-	seq->mmio++;
-	ph->mmio++;
+	long ret;
+
+	/* From user mode KVM answers -KVM_EPERM without acting; the exit is what counts. */
+	if (sh->hc_vmmcall)
+		__asm__ volatile("vmmcall" : "=a"(ret) : "a"(TVM_HC_NR), "b"(0), "c"(0), "d"(0),
+				 "S"(0) : "memory");
+	else
+		__asm__ volatile("vmcall" : "=a"(ret) : "a"(TVM_HC_NR), "b"(0), "c"(0), "d"(0),
+				 "S"(0) : "memory");
+	return ret;
 }
 
-static inline void pio_exit(struct seqs *seq)
+static void load_exit(const struct tvm_shared *sh, enum load_kind k, u64 cpu, struct seqs *seq,
+		      struct tvm_vcpu_phase *ph)
 {
-	svc(TVM_SVC_PIO, seq->pio++);
+	switch (k) {
+	case LOAD_MMIO:
+		mmio_write32(TVM_MMIO_LOAD_GPA, (u32)(cpu << 24 | (seq->mmio & 0xffffff)));
+		seq->mmio++;
+		ph->mmio++;
+		break;
+	case LOAD_PIO:
+		svc(TVM_SVC_PIO, seq->pio++);
+		break;
+	case LOAD_MSR:
+		svc(TVM_SVC_MSR, seq->msr++);
+		break;
+	case LOAD_HC:
+		if (hypercall(sh) == -1)
+			ph->hypercall_eperm++;
+		ph->hypercall++;
+		break;
+	default:
+		break;
+	}
 }
 
 /*
@@ -160,34 +195,37 @@ static inline void pio_exit(struct seqs *seq)
 static void busy_part(struct tvm_shared *sh, struct tvm_vcpu_phase *ph, u64 cpu, u64 t, u64 be,
 		      u64 *x, struct seqs *seq)
 {
-	u64 mi = sh->mmio_interval_tsc, pi = sh->pio_interval_tsc;
-	u64 mmio_owed = mi ? (be - t + mi - 1) / mi : 0, pio_owed = pi ? (be - t + pi - 1) / pi : 0;
-	u64 mmio_done = 0, pio_done = 0, now = rdtsc();
+	const u64 iv[LOAD_KINDS] = { sh->mmio_interval_tsc, sh->pio_interval_tsc,
+				     sh->msr_interval_tsc, sh->hc_interval_tsc };
+	u64 owed[LOAD_KINDS], done[LOAD_KINDS], now = rdtsc();
+	u64 *missed[LOAD_KINDS] = { &ph->mmio_missed, &ph->pio_missed, &ph->msr_missed,
+				    &ph->hypercall_missed };
 
+	for (int k = 0; k < LOAD_KINDS; k++) {
+		owed[k] = iv[k] ? (be - t + iv[k] - 1) / iv[k] : 0;
+		done[k] = 0;
+	}
 	while (now < be && !sh->stop) {
 		*x = work_chunk(*x);
 		ph->work++;
-		if (mmio_done < mmio_owed && now >= t + mmio_done * mi) {
-			mmio_exit(cpu, seq, ph);
-			mmio_done++;
-		}
-		if (pio_done < pio_owed && now >= t + pio_done * pi) {
-			pio_exit(seq);
-			pio_done++;
+		for (int k = 0; k < LOAD_KINDS; k++) {
+			if (done[k] < owed[k] && now >= t + done[k] * iv[k]) {
+				load_exit(sh, (enum load_kind)k, cpu, seq, ph);
+				done[k]++;
+			}
 		}
 		now = rdtsc();
 	}
-	if (!sh->stop) {
-		ph->mmio_missed += mmio_owed - mmio_done;
-		ph->pio_missed += pio_owed - pio_done;
-	}
+	if (!sh->stop)
+		for (int k = 0; k < LOAD_KINDS; k++)
+			*missed[k] += owed[k] - done[k];
 }
 
 void user_main(u64 cpu, struct tvm_shared *sh)
 {
 	struct tvm_vcpu *st = &sh->vcpu[cpu];
 	u64 x = 0x9e3779b97f4a7c15UL ^ (cpu + 1), now;
-	struct seqs seq = { 0, 0 };
+	struct seqs seq = { 0, 0, 0 };
 
 	st->started = 1;
 	/* Wait for the common start; this wait belongs to no phase. */

@@ -64,10 +64,14 @@ typedef uint32_t tvm_u32;
 #define TVM_CTL_DONE 0x0		/* value = cpu: this vCPU finished its schedule */
 #define TVM_CTL_FAULT 0x8		/* value = cpu: unexpected exception, see fault_* */
 #define TVM_PIO_PORT 0x5a0		/* --pio load: OUT from guest kernel mode, value = seq */
+#define TVM_MSR_INDEX 0x40000ffe	/* --msr load: WRMSR from guest kernel mode, filtered
+					 * by the VMM so that it exits to user space */
+#define TVM_HC_NR 0x564d53		/* --hypercall load: VMCALL/VMMCALL from user mode */
 
 /* Guest services, requested from user mode with ud2 and the service number in rax. */
 #define TVM_SVC_IDLE 1 /* rdi = TSC deadline: halt until then */
 #define TVM_SVC_PIO 2  /* rdi = value: outl to TVM_PIO_PORT */
+#define TVM_SVC_MSR 3  /* rdi = value: wrmsr TVM_MSR_INDEX */
 
 /* What a vCPU is doing right now (tvm_vcpu.seg_kind). */
 #define TVM_SEG_NONE 0
@@ -94,8 +98,13 @@ struct tvm_vcpu_phase {
 	tvm_u64 work;	/* units of computation done while busy */
 	tvm_u64 mmio;	/* load MMIO writes (each one exit to the VMM) */
 	tvm_u64 pio;	/* load OUT instructions (each one exit to the VMM) */
-	tvm_u64 mmio_missed; /* load MMIO writes owed when a busy part ended, not made */
+	tvm_u64 msr;	/* load WRMSRs (each one exit to the VMM) */
+	tvm_u64 hypercall; /* load hypercalls (handled by the host kernel, not the VMM) */
+	tvm_u64 hypercall_eperm; /* ... that returned -KVM_EPERM (-1), as from user mode */
+	tvm_u64 mmio_missed; /* load exits owed when a busy part ended, not made */
 	tvm_u64 pio_missed;
+	tvm_u64 msr_missed;
+	tvm_u64 hypercall_missed;
 	tvm_u64 hlt;	/* HLT instructions executed (kernel mode) */
 	tvm_u64 irq;	/* interrupts taken (timer and wake) */
 	tvm_u64 periods;
@@ -125,6 +134,10 @@ struct tvm_shared {
 	tvm_u64 period_tsc;
 	tvm_u64 mmio_interval_tsc; /* 0: no load MMIO */
 	tvm_u64 pio_interval_tsc;  /* 0: no load PIO */
+	tvm_u64 msr_interval_tsc;  /* 0: no load WRMSR */
+	tvm_u64 hc_interval_tsc;   /* 0: no load hypercall */
+	tvm_u32 hc_vmmcall;	   /* 1: AMD's VMMCALL, 0: Intel's VMCALL */
+	tvm_u32 pad0;
 	tvm_u64 start_tsc;	   /* start of phase 0 */
 	struct tvm_phase phases[TVM_MAX_PHASES];
 	struct tvm_vcpu vcpu[TVM_MAX_VCPUS];
