@@ -287,50 +287,65 @@ static void *signal_thread(void *arg)
 
 /* ---- output ---- */
 
+/*
+ * One statistics file: every statistic, its type and unit, its value in base units, and
+ * for a vCPU (@vcpu >= 0) the growth of each cumulative counter over the run.
+ */
+static void print_stats_file(struct vms_testvm *vm, int vcpu, struct vms_stats *st,
+			     const char *what)
+{
+	printf("\nKVM binary statistics of %s (%s): %zu statistics\n", what, vms_stats_id(st),
+	       vms_stats_count(st));
+	printf("  %-32s %-12s %-8s %20s %14s\n", "name", "type", "unit", "value",
+	       vcpu >= 0 ? "run delta" : "");
+	for (size_t d = 0; d < vms_stats_count(st); d++) {
+		const struct vms_stat_desc *desc = vms_stats_desc(st, d);
+
+		if (desc->size == 1) {
+			char dbuf[32] = "";
+			uint64_t delta;
+
+			if (vcpu >= 0 && desc->type == VMS_STAT_CUMULATIVE &&
+			    !vms_testvm_stat_delta(vm, (unsigned int)vcpu, desc->name, &delta))
+				snprintf(dbuf, sizeof(dbuf), "%" PRIu64, delta);
+			if (desc->unit == VMS_UNIT_NONE || desc->unit == VMS_UNIT_BOOLEAN)
+				printf("  %-32s %-12s %-8s %20" PRIu64 " %14s\n", desc->name,
+				       vms_stat_type_name(desc->type), vms_stat_unit_name(desc->unit),
+				       vms_stats_value(st, d), dbuf);
+			else
+				printf("  %-32s %-12s %-8s %20.9g %14s\n", desc->name,
+				       vms_stat_type_name(desc->type), vms_stat_unit_name(desc->unit),
+				       vms_stat_in_units(desc, vms_stats_value(st, d)), dbuf);
+		} else {
+			const uint64_t *vals = vms_stats_values(st, d);
+			uint64_t sum = 0;
+
+			for (uint32_t b = 0; b < desc->size; b++)
+				sum += vals[b];
+			printf("  %-32s %-12s %-8s %20" PRIu64 " samples in %u buckets\n", desc->name,
+			       vms_stat_type_name(desc->type), vms_stat_unit_name(desc->unit), sum,
+			       desc->size);
+		}
+	}
+}
+
 static void print_stats(struct vms_testvm *vm)
 {
+	char what[32];
+
+	if (vms_testvm_vm_stats(vm))
+		print_stats_file(vm, -1, vms_testvm_vm_stats(vm), "the VM");
+	else
+		printf("\nThe VM: no binary statistics (KVM_GET_STATS_FD needs Linux 5.14)\n");
 	for (unsigned int i = 0; i < vms_testvm_vcpus(vm); i++) {
 		struct vms_stats *st = vms_testvm_vcpu_stats(vm, i);
 
-		if (!st) {
-			printf("\nvCPU %u: no binary statistics (KVM_GET_STATS_FD unsupported)\n", i);
-			continue;
-		}
-		printf("\nKVM binary statistics of vCPU %u (%s): %zu statistics\n", i,
-		       vms_stats_id(st), vms_stats_count(st));
-		printf("  %-32s %-12s %-8s %20s %14s\n", "name", "type", "unit", "value",
-		       "run delta");
-		for (size_t d = 0; d < vms_stats_count(st); d++) {
-			const struct vms_stat_desc *desc = vms_stats_desc(st, d);
-			uint64_t delta;
-
-			if (desc->size == 1) {
-				char dbuf[32] = "";
-
-				if (desc->type == VMS_STAT_CUMULATIVE &&
-				    !vms_testvm_stat_delta(vm, i, desc->name, &delta))
-					snprintf(dbuf, sizeof(dbuf), "%" PRIu64, delta);
-				if (desc->unit == VMS_UNIT_NONE || desc->unit == VMS_UNIT_BOOLEAN)
-					printf("  %-32s %-12s %-8s %20" PRIu64 " %14s\n", desc->name,
-					       vms_stat_type_name(desc->type),
-					       vms_stat_unit_name(desc->unit),
-					       vms_stats_value(st, d), dbuf);
-				else
-					printf("  %-32s %-12s %-8s %20.9g %14s\n", desc->name,
-					       vms_stat_type_name(desc->type),
-					       vms_stat_unit_name(desc->unit),
-					       vms_stat_in_units(desc, vms_stats_value(st, d)), dbuf);
-			} else {
-				const uint64_t *vals = vms_stats_values(st, d);
-				uint64_t sum = 0;
-
-				for (uint32_t b = 0; b < desc->size; b++)
-					sum += vals[b];
-				printf("  %-32s %-12s %-8s %20" PRIu64 " samples in %u buckets\n",
-				       desc->name, vms_stat_type_name(desc->type),
-				       vms_stat_unit_name(desc->unit), sum, desc->size);
-			}
-		}
+		snprintf(what, sizeof(what), "vCPU %u", i);
+		if (st)
+			print_stats_file(vm, (int)i, st, what);
+		else
+			printf("\nvCPU %u: no binary statistics (KVM_GET_STATS_FD needs Linux 5.14)\n",
+			       i);
 	}
 }
 
