@@ -111,17 +111,22 @@ int cli_parse_format(const char *s, enum cli_format *fmt)
 	return 0;
 }
 
+static bool cli_log_errors;
+
 static void cli_log(enum vms_log_level level, const char *msg, void *ctx)
 {
 	const char *cmd = ctx;
 
-	fprintf(stderr, "vmscope %s: %s%s\n", cmd, level == VMS_LOG_WARN ? "warning: " : "",
-		msg);
+	if (level == VMS_LOG_ERROR && !cli_log_errors)
+		return;
+	fprintf(stderr, "vmscope %s: %s%s\n", cmd,
+		level == VMS_LOG_WARN ? "warning: " : level >= VMS_LOG_INFO ? "debug: " : "", msg);
 }
 
 void cli_setup_log(const char *cmd, bool verbose)
 {
-	/* Errors reach the user through the command's own message; the log adds warnings,
-	 * and with --verbose the library's detail. */
+	/* A failure reaches the user once, as the command's own message; the log adds
+	 * warnings, and with --verbose the library's errors and detail too. */
 	vms_set_log(cli_log, (void *)cmd, verbose ? VMS_LOG_DEBUG : VMS_LOG_WARN);
+	cli_log_errors = verbose;
 }

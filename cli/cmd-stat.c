@@ -159,8 +159,76 @@ static const char *debugfs_explain(int err)
 	return vms_strerror(err);
 }
 
+/* KVM's own counters of a vCPU, read through the VMM's statistics descriptor. */
+static const char *const kvm_keys[] = { "exits", "halt_exits", "mmio_exits", "io_exits",
+					"irq_exits" };
+#define NKEYS (sizeof(kvm_keys) / sizeof(kvm_keys[0]))
+
+struct vcpu_kvm {
+	int pid, tid;
+	int err;		/* 0, or why the counters are not readable */
+	uint64_t v[NKEYS];	/* UINT64_MAX where the kernel has no such counter */
+};
+
+struct kvm_snapshot {
+	struct vcpu_kvm *vcpus;
+	size_t n;
+};
+
+static void kvm_snapshot_take(struct kvm_snapshot *ks, const struct vms_host_vm *vms, size_t n)
+{
+	size_t total = 0;
+
+	ks->n = 0;
+	for (size_t i = 0; i < n; i++)
+		total += vms[i].nvcpus;
+	ks->vcpus = calloc(total ? total : 1, sizeof(*ks->vcpus));
+	if (!ks->vcpus)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < vms[i].nvcpus; j++) {
+			const struct vms_host_vcpu *v = &vms[i].vcpus[j];
+			struct vcpu_kvm *k = &ks->vcpus[ks->n++];
+			struct vms_stats *st;
+
+			k->pid = vms[i].pid;
+			k->tid = v->tid;
+			k->err = v->stats_fd < 0 ? -ENOENT :
+						   vms_stats_open_remote(vms[i].pid, v->stats_fd, &st);
+			for (size_t key = 0; key < NKEYS; key++)
+				if (k->err || vms_stats_value_by_name(st, kvm_keys[key], &k->v[key]))
+					k->v[key] = UINT64_MAX;
+			if (!k->err)
+				vms_stats_free(st);
+		}
+	}
+}
+
+static const struct vcpu_kvm *kvm_find(const struct kvm_snapshot *ks, int pid, int tid)
+{
+	for (size_t i = 0; ks && i < ks->n; i++)
+		if (ks->vcpus[i].pid == pid && ks->vcpus[i].tid == tid)
+			return &ks->vcpus[i];
+	return NULL;
+}
+
+/* Why a VM's KVM counters cannot be shown, for people. */
+static const char *kvm_explain(int err)
+{
+	if (err == -ENOENT)
+		return "the VMM keeps no KVM statistics descriptor open (QEMU opens one only "
+		       "while answering query-stats)";
+	if (err == -EPERM || err == -EACCES)
+		return "no permission to take the VMM's statistics descriptor (needs root or "
+		       "CAP_SYS_PTRACE)";
+	if (err == -ENOSYS)
+		return "this kernel lacks pidfd_getfd (Linux 5.6)";
+	return vms_strerror(err);
+}
+
 static void print_table(const struct stat_args *a, struct vms_host_vm *vms, size_t n,
-			const struct vms_host_vm *prev, size_t nprev, double dt)
+			const struct vms_host_vm *prev, size_t nprev, double dt,
+			const struct kvm_snapshot *ks, const struct kvm_snapshot *pks)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct vms_host_vm *vm = &vms[i];
@@ -192,11 +260,27 @@ static void print_table(const struct stat_args *a, struct vms_host_vm *vms, size
 					       ds.entries[k].value);
 			free(ds.entries);
 		}
-		printf("  %-4s %-8s %-10s %4s %10s %10s %10s %10s %11s %8s\n", "vcpu", "tid",
-		       "thread", "cpu", "user(s)", "system(s)", "guest(s)", "run(s)",
-		       "runq-wait(s)", pv ? "run%" : "slices");
+		{
+			int kerr = 0;
+
+			for (size_t j = 0; j < vm->nvcpus && !kerr; j++) {
+				const struct vcpu_kvm *k = kvm_find(ks, vm->pid, vm->vcpus[j].tid);
+
+				if (k && k->err)
+					kerr = k->err;
+			}
+			if (kerr)
+				printf("  KVM statistics: %s\n", kvm_explain(kerr));
+		}
+		printf("  %-4s %-8s %-10s %4s %9s %9s %9s %9s %11s %7s %10s %9s %9s %9s %9s\n",
+		       "vcpu", "tid", "thread", "cpu", "user(s)", "system(s)", "guest(s)", "run(s)",
+		       "runq-wait(s)", pv ? "run%" : "slices", pv ? "exits/s" : "exits",
+		       pv ? "halt/s" : "halt", pv ? "mmio/s" : "mmio", pv ? "io/s" : "io",
+		       pv ? "irq/s" : "irq");
 		for (size_t j = 0; j < vm->nvcpus; j++) {
 			const struct vms_host_vcpu *v = &vm->vcpus[j];
+			const struct vcpu_kvm *k = kvm_find(ks, vm->pid, v->tid);
+			const struct vcpu_kvm *pk = pv ? kvm_find(pks, vm->pid, v->tid) : NULL;
 			char idx[12] = "?";
 
 			if (v->vcpu >= 0)
@@ -206,22 +290,36 @@ static void print_table(const struct stat_args *a, struct vms_host_vm *vms, size
 				       vms_strerror(v->stat_err));
 				continue;
 			}
-			printf("  %-4s %-8d %-10s %4d %10.2f %10.2f %10.2f %10.3f %11.3f", idx,
-			       v->tid, v->comm, v->last_cpu, v->user_ns / 1e9, v->system_ns / 1e9,
+			printf("  %-4s %-8d %-10s %4d %9.2f %9.2f %9.2f %9.3f %11.3f", idx, v->tid,
+			       v->comm, v->last_cpu, v->user_ns / 1e9, v->system_ns / 1e9,
 			       v->guest_ns / 1e9, v->run_ns / 1e9, v->wait_ns / 1e9);
 			if (pv) {
 				const struct vms_host_vcpu *pvc = NULL;
 
-				for (size_t k = 0; k < pv->nvcpus; k++)
-					if (pv->vcpus[k].tid == v->tid)
-						pvc = &pv->vcpus[k];
+				for (size_t m = 0; m < pv->nvcpus; m++)
+					if (pv->vcpus[m].tid == v->tid)
+						pvc = &pv->vcpus[m];
 				if (pvc && dt > 0)
-					printf(" %7.1f%%", 100.0 * (double)(v->run_ns - pvc->run_ns) /
+					printf(" %6.1f%%", 100.0 * (double)(v->run_ns - pvc->run_ns) /
 								   (dt * 1e9));
-				printf("\n");
+				else
+					printf(" %7s", "-");
 			} else {
-				printf(" %8" PRIu64 "\n", v->slices);
+				printf(" %7" PRIu64, v->slices);
 			}
+			for (size_t key = 0; key < NKEYS; key++) {
+				int w = key == 0 ? 10 : 9;
+
+				if (!k || k->v[key] == UINT64_MAX)
+					printf(" %*s", w, "-");
+				else if (!pv)
+					printf(" %*" PRIu64, w, k->v[key]);
+				else if (pk && pk->v[key] != UINT64_MAX && dt > 0)
+					printf(" %*.0f", w, (double)(k->v[key] - pk->v[key]) / dt);
+				else
+					printf(" %*s", w, "-");
+			}
+			printf("\n");
 		}
 	}
 }
@@ -249,6 +347,28 @@ static void print_csv(const struct stat_args *a, struct vms_host_vm *vms, size_t
 			       v->run_ns / 1e9, v->wait_ns / 1e9, v->slices);
 		}
 	}
+}
+
+/* Every scalar statistic of one statistics descriptor of a VMM, or the reason it is not
+ * readable. */
+static void json_kvm_stats(struct vms_json *j, int pid, int fd)
+{
+	struct vms_stats *st;
+	int err = fd < 0 ? -ENOENT : vms_stats_open_remote(pid, fd, &st);
+
+	if (err) {
+		vms_json_string(j, "kvm_stats_error", kvm_explain(err));
+		return;
+	}
+	vms_json_object_begin(j, "kvm_stats");
+	for (size_t d = 0; d < vms_stats_count(st); d++) {
+		const struct vms_stat_desc *desc = vms_stats_desc(st, d);
+
+		if (desc->size == 1)
+			vms_json_u64(j, desc->name, vms_stats_value(st, d));
+	}
+	vms_json_object_end(j);
+	vms_stats_free(st);
 }
 
 static void print_json(const struct stat_args *a, struct vms_host_vm *vms, size_t n,
@@ -288,6 +408,7 @@ static void print_json(const struct stat_args *a, struct vms_host_vm *vms, size_
 		vms_json_object_end(&j);
 		free(ds.entries);
 		vms_json_object_end(&j);
+		json_kvm_stats(&j, vm->pid, vm->vm_stats_fd);
 		vms_json_array_begin(&j, "vcpus");
 		for (size_t k = 0; k < vm->nvcpus; k++) {
 			const struct vms_host_vcpu *v = &vm->vcpus[k];
@@ -306,6 +427,7 @@ static void print_json(const struct stat_args *a, struct vms_host_vm *vms, size_
 			vms_json_u64(&j, "run_ns", v->run_ns);
 			vms_json_u64(&j, "runq_wait_ns", v->wait_ns);
 			vms_json_u64(&j, "slices", v->slices);
+			json_kvm_stats(&j, vm->pid, v->stats_fd);
 			vms_json_object_end(&j);
 		}
 		vms_json_array_end(&j);
@@ -336,6 +458,7 @@ static int cmd_stat_run(int argc, char **argv)
 {
 	struct stat_args a;
 	struct vms_host_vm *prev = NULL;
+	struct kvm_snapshot ks_prev = { NULL, 0 };
 	size_t nprev = 0;
 	uint64_t prev_ts = 0;
 	unsigned long long reports = 0;
@@ -354,6 +477,7 @@ static int cmd_stat_run(int argc, char **argv)
 		ret = vms_host_vms_list(NULL, &vms, &n);
 		if (ret) {
 			vms_host_vms_free(prev, nprev);
+			free(ks_prev.vcpus);
 			return cli_error(CMD, "cannot list processes in /proc: %s",
 					 vms_strerror(ret));
 		}
@@ -366,12 +490,22 @@ static int cmd_stat_run(int argc, char **argv)
 			print_csv(&a, vms, n, reports == 0, ts);
 		else if (!matched && !a.pid && !a.guest)
 			printf("no KVM virtual machine runs on this host\n");
-		else
-			print_table(&a, vms, n, prev, nprev, prev ? (ts - prev_ts) / 1e9 : 0);
+		else {
+			struct kvm_snapshot ks;
+
+			kvm_snapshot_take(&ks, vms, n);
+			print_table(&a, vms, n, prev, nprev, prev ? (ts - prev_ts) / 1e9 : 0, &ks,
+				    &ks_prev);
+			free(ks_prev.vcpus);
+			ks_prev = ks;
+		}
 		if (!matched && (a.pid || a.guest)) {
-			cli_error(CMD, "no VM %s%s%s%d", a.guest ? "named " : "",
-				  a.guest ? a.guest : "", a.guest ? " or with pid " : "with pid ",
-				  a.pid);
+			if (a.pid && a.guest)
+				cli_error(CMD, "no VM named %s with pid %d", a.guest, a.pid);
+			else if (a.pid)
+				cli_error(CMD, "no VM with pid %d (is the process a VMM?)", a.pid);
+			else
+				cli_error(CMD, "no VM named %s", a.guest);
 			rc = CLI_EXIT_FAIL;
 		}
 		fflush(stdout);
@@ -392,6 +526,7 @@ static int cmd_stat_run(int argc, char **argv)
 		}
 	}
 	vms_host_vms_free(prev, nprev);
+	free(ks_prev.vcpus);
 	return rc;
 }
 

@@ -423,12 +423,24 @@ static int run_vm(struct testvm_args *a, int ready_fd)
 {
 	struct vms_testvm *vm = NULL;
 	struct waiter w = { 0 };
+	FILE *truth = NULL;
 	pthread_t sigthr;
 	uint64_t total = a->opts.start_delay_ns;
 	int ret, rc = 0;
 
 	if (prctl(PR_SET_NAME, a->name, 0, 0, 0) < 0)
 		return cli_error(CMD, "cannot set the process name: %s", strerror(errno));
+	/* Open the truth file first: a bad path should not cost a whole run. */
+	if (a->truth) {
+		truth = fopen(a->truth, "w");
+		if (!truth) {
+			cli_error(CMD, "cannot write the truth file %s: %s", a->truth,
+				  strerror(errno));
+			if (ready_fd >= 0)
+				(void)!write(ready_fd, "E", 1);
+			return CLI_EXIT_FAIL;
+		}
+	}
 	ret = vms_testvm_new(&a->opts, &vm);
 	if (ret) {
 		const char *why = vms_testvm_last_error(NULL);
@@ -443,6 +455,8 @@ static int run_vm(struct testvm_args *a, int ready_fd)
 				  vms_strerror(ret));
 		if (ready_fd >= 0)
 			(void)!write(ready_fd, "E", 1);
+		if (truth)
+			fclose(truth);
 		return CLI_EXIT_FAIL;
 	}
 	if (ready_fd >= 0) {
@@ -471,6 +485,8 @@ static int run_vm(struct testvm_args *a, int ready_fd)
 	ret = pthread_create(&sigthr, NULL, signal_thread, &w);
 	if (ret) {
 		vms_testvm_free(vm);
+		if (truth)
+			fclose(truth);
 		return cli_error(CMD, "cannot start the signal thread: %s", strerror(ret));
 	}
 
@@ -484,12 +500,11 @@ static int run_vm(struct testvm_args *a, int ready_fd)
 		rc = CLI_EXIT_FAIL;
 	}
 
-	if (a->truth) {
-		FILE *f = fopen(a->truth, "w");
-
-		if (!f || vms_testvm_write_truth(vm, f) || fclose(f)) {
+	if (truth) {
+		ret = vms_testvm_write_truth(vm, truth);
+		if (fclose(truth) || ret) {
 			cli_error(CMD, "cannot write the truth file %s: %s", a->truth,
-				  strerror(errno));
+				  ret ? vms_strerror(ret) : strerror(errno));
 			rc = CLI_EXIT_FAIL;
 		}
 	}

@@ -7,7 +7,9 @@
  *
  * A VM is a process holding an "anon_inode:kvm-vm" file descriptor. Its vCPU threads are
  * found through debugfs (vcpuN/pid) when readable, else through QEMU's thread names
- * ("CPU N/KVM"), which vmscope's test VM uses too.
+ * ("CPU N/KVM"), which vmscope's test VM uses too. A VMM that keeps its KVM statistics
+ * descriptors open ("kvm-vm-stats", "kvm-vcpu-stats:N") can be read from outside with
+ * vms_stats_open_remote() (vmscope/stats.h).
  */
 #ifndef VMSCOPE_HOST_H
 #define VMSCOPE_HOST_H
@@ -32,6 +34,8 @@ struct vms_host_vcpu {
 	uint64_t run_ns, wait_ns, slices;
 	int stat_err;		/* 0, or the negative errno reading stat gave */
 	int schedstat_err;	/* 0, or the negative errno reading schedstat gave */
+	int stats_fd;		/* its "kvm-vcpu-stats:N" descriptor in the VMM, -1 if none;
+				 * read it with vms_stats_open_remote() */
 };
 
 struct vms_host_vm {
@@ -41,6 +45,7 @@ struct vms_host_vm {
 	const char *name_source; /* "qemu -name", "vmscope --name", "comm" (static) */
 	char comm[16];
 	unsigned int vcpu_fds;	/* kvm-vcpu descriptors the process holds */
+	int vm_stats_fd;	/* its "kvm-vm-stats" descriptor, -1 if none */
 	char debugfs[256];	/* its debugfs folder, "" when there is none */
 	int debugfs_err;	/* 0, or why the folder could not be read */
 	size_t nvcpus;

@@ -24,13 +24,18 @@ struct vms_json {
 	bool pretty;		/* indent by nesting; otherwise one line */
 	int depth;
 	bool first[VMS_JSON_MAX_DEPTH];
+	char kind[VMS_JSON_MAX_DEPTH]; /* '{' or '[' per open level, 0 at the top */
 	int err;		/* first error, negative errno; sticky */
 };
 
 /** vms_json_init() - start writing to @f (borrowed, not closed). */
 VMS_API void vms_json_init(struct vms_json *j, FILE *f, bool pretty);
 
-/* @key is the member name inside an object and NULL inside an array or at top level. */
+/*
+ * @key is the member name inside an object and NULL inside an array or at top level; a key
+ * where none belongs (or none where one does), a closer that does not match its opener,
+ * and more than VMS_JSON_MAX_DEPTH - 1 nested containers are errors (-EINVAL).
+ */
 VMS_API void vms_json_object_begin(struct vms_json *j, const char *key);
 VMS_API void vms_json_object_end(struct vms_json *j);
 VMS_API void vms_json_array_begin(struct vms_json *j, const char *key);

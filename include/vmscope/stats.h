@@ -140,6 +140,20 @@ VMS_API const char *vms_stat_unit_name(enum vms_stat_unit unit);
  */
 VMS_API const char *vms_stats_last_error(void);
 
+/**
+ * vms_stats_open_remote() - read a stats file descriptor that another process holds
+ * @pid: the process (a VMM) that holds it
+ * @remote_fd: its number in that process (an "anon_inode:kvm-vcpu-stats:N" or
+ *             "anon_inode:kvm-vm-stats" link in /proc/<pid>/fd)
+ * @out: receives the new object; free it with vms_stats_free()
+ *
+ * Duplicates the descriptor with pidfd_getfd(2) — no cooperation from the VMM, no debugfs.
+ * Needs ptrace permission over @pid (root, or CAP_SYS_PTRACE) and Linux 5.6.
+ * Return: 0, -EPERM (no permission), -ENOSYS (kernel too old), -ESRCH (the process is gone),
+ * -EBADF (no such descriptor), or a vms_stats_open_fd() error.
+ */
+VMS_API int vms_stats_open_remote(int pid, int remote_fd, struct vms_stats **out);
+
 /* ---- debugfs: /sys/kernel/debug/kvm/<pid>-<fd>/ ---- */
 
 /* One file of a per-VM debugfs folder. */
