@@ -13,15 +13,23 @@
 #include "cli.h"
 #include "vmscope/vmscope.h"
 
+/* "vmscope CMD: message" on stderr, with @hint after the message when not NULL. */
+static void cli_vmessage(const char *cmd, const char *hint, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "vmscope%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	vfprintf(stderr, fmt, ap);
+	if (hint)
+		fprintf(stderr, " (see 'vmscope%s%s --help')", cmd ? " " : "", cmd ? cmd : "");
+	fputc('\n', stderr);
+}
+
 int cli_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "vmscope%s%s: ", cmd ? " " : "", cmd ? cmd : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_vmessage(cmd, NULL, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return CLI_EXIT_FAIL;
 }
 
@@ -29,11 +37,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "vmscope%s%s: ", cmd ? " " : "", cmd ? cmd : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_vmessage(cmd, "help", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, " (see 'vmscope%s%s --help')\n", cmd ? " " : "", cmd ? cmd : "");
 	return CLI_EXIT_USAGE;
 }
 
@@ -52,8 +58,8 @@ int cli_parse_duration(const char *s, uint64_t *ns)
 	static const struct {
 		const char *suffix;
 		double mult;
-	} units[] = { { "ns", 1 },     { "us", 1e3 },	{ "ms", 1e6 }, { "s", 1e9 },
-		      { "m", 60e9 },   { "min", 60e9 }, { "h", 3600e9 }, { "", 1e9 } };
+	} units[] = { { "ns", 1 },   { "us", 1e3 },   { "ms", 1e6 },   { "s", 1e9 },
+		      { "m", 60e9 }, { "min", 60e9 }, { "h", 3600e9 }, { "", 1e9 } };
 	char *end;
 	double v;
 
@@ -120,7 +126,10 @@ static void cli_log(enum vms_log_level level, const char *msg, void *ctx)
 	if (level == VMS_LOG_ERROR && !cli_log_errors)
 		return;
 	fprintf(stderr, "vmscope %s: %s%s\n", cmd,
-		level == VMS_LOG_WARN ? "warning: " : level >= VMS_LOG_INFO ? "debug: " : "", msg);
+		level == VMS_LOG_WARN	? "warning: "
+		: level >= VMS_LOG_INFO ? "debug: "
+					: "",
+		msg);
 }
 
 void cli_setup_log(const char *cmd, bool verbose)

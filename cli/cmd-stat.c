@@ -80,13 +80,15 @@ static int parse_args(int argc, char **argv, struct stat_args *a)
 		case 's':
 			if (cli_parse_duration(optarg, &a->interval_ns) ||
 			    a->interval_ns < 10000000ULL)
-				return cli_usage_error(CMD, "--interval takes a time of at least "
-						       "10ms, not '%s'", optarg);
+				return cli_usage_error(CMD,
+						       "--interval takes a time of at least "
+						       "10ms, not '%s'",
+						       optarg);
 			break;
 		case 'n':
 			if (cli_parse_uint(optarg, 1ULL << 40, &a->count) || !a->count)
-				return cli_usage_error(CMD, "--count takes a positive number, not '%s'",
-						       optarg);
+				return cli_usage_error(
+					CMD, "--count takes a positive number, not '%s'", optarg);
 			break;
 		case 'p':
 			if (cli_parse_uint(optarg, 1ULL << 22, &u) || !u)
@@ -99,8 +101,10 @@ static int parse_args(int argc, char **argv, struct stat_args *a)
 			break;
 		case 'f':
 			if (cli_parse_format(optarg, &a->format))
-				return cli_usage_error(CMD, "--format takes table, csv or json, not "
-						       "'%s'", optarg);
+				return cli_usage_error(CMD,
+						       "--format takes table, csv or json, not "
+						       "'%s'",
+						       optarg);
 			break;
 		case 'v':
 			a->verbose = true;
@@ -166,8 +170,8 @@ static const char *const kvm_keys[] = { "exits", "halt_exits", "mmio_exits", "io
 
 struct vcpu_kvm {
 	int pid, tid;
-	int err;		/* 0, or why the counters are not readable */
-	uint64_t v[NKEYS];	/* UINT64_MAX where the kernel has no such counter */
+	int err;	   /* 0, or why the counters are not readable */
+	uint64_t v[NKEYS]; /* UINT64_MAX where the kernel has no such counter */
 };
 
 struct kvm_snapshot {
@@ -193,10 +197,12 @@ static void kvm_snapshot_take(struct kvm_snapshot *ks, const struct vms_host_vm 
 
 			k->pid = vms[i].pid;
 			k->tid = v->tid;
-			k->err = v->stats_fd < 0 ? -ENOENT :
-						   vms_stats_open_remote(vms[i].pid, v->stats_fd, &st);
+			k->err = v->stats_fd < 0
+					 ? -ENOENT
+					 : vms_stats_open_remote(vms[i].pid, v->stats_fd, &st);
 			for (size_t key = 0; key < NKEYS; key++)
-				if (k->err || vms_stats_value_by_name(st, kvm_keys[key], &k->v[key]))
+				if (k->err ||
+				    vms_stats_value_by_name(st, kvm_keys[key], &k->v[key]))
 					k->v[key] = UINT64_MAX;
 			if (!k->err)
 				vms_stats_free(st);
@@ -300,8 +306,9 @@ static void print_table(const struct stat_args *a, struct vms_host_vm *vms, size
 					if (pv->vcpus[m].tid == v->tid)
 						pvc = &pv->vcpus[m];
 				if (pvc && dt > 0)
-					printf(" %6.1f%%", 100.0 * (double)(v->run_ns - pvc->run_ns) /
-								   (dt * 1e9));
+					printf(" %6.1f%%",
+					       100.0 * (double)(v->run_ns - pvc->run_ns) /
+						       (dt * 1e9));
 				else
 					printf(" %7s", "-");
 			} else {
@@ -342,9 +349,9 @@ static void print_csv(const struct stat_args *a, struct vms_host_vm *vms, size_t
 			printf("%" PRIu64 ",%d,\"", ts_ns, vm->pid);
 			for (const char *c = vm->name; *c; c++)
 				printf(*c == '"' ? "\"\"" : "%c", *c);
-			printf("\",%d,%d,%d,%.2f,%.2f,%.2f,%.9f,%.9f,%" PRIu64 "\n", v->vcpu, v->tid,
-			       v->last_cpu, v->user_ns / 1e9, v->system_ns / 1e9, v->guest_ns / 1e9,
-			       v->run_ns / 1e9, v->wait_ns / 1e9, v->slices);
+			printf("\",%d,%d,%d,%.2f,%.2f,%.2f,%.9f,%.9f,%" PRIu64 "\n", v->vcpu,
+			       v->tid, v->last_cpu, v->user_ns / 1e9, v->system_ns / 1e9,
+			       v->guest_ns / 1e9, v->run_ns / 1e9, v->wait_ns / 1e9, v->slices);
 		}
 	}
 }
@@ -371,8 +378,7 @@ static void json_kvm_stats(struct vms_json *j, int pid, int fd)
 	vms_stats_free(st);
 }
 
-static void print_json(const struct stat_args *a, struct vms_host_vm *vms, size_t n,
-		       uint64_t ts_ns)
+static void print_json(const struct stat_args *a, struct vms_host_vm *vms, size_t n, uint64_t ts_ns)
 {
 	struct vms_json j;
 

@@ -144,14 +144,16 @@ static int parse_args(int argc, char **argv, struct testvm_args *a)
 		switch (c) {
 		case 'c':
 			if (cli_parse_uint(optarg, VMS_TESTVM_MAX_VCPUS, &u) || !u)
-				return cli_usage_error(CMD, "--vcpus takes a number from 1 to %d, "
-						       "not '%s'", VMS_TESTVM_MAX_VCPUS, optarg);
+				return cli_usage_error(CMD,
+						       "--vcpus takes a number from 1 to %d, "
+						       "not '%s'",
+						       VMS_TESTVM_MAX_VCPUS, optarg);
 			a->opts.vcpus = (unsigned int)u;
 			break;
 		case 'n':
 			if (!*optarg || strlen(optarg) > 15)
 				return cli_usage_error(CMD, "--name takes 1 to 15 characters (the "
-						       "kernel's limit for a process name)");
+							    "kernel's limit for a process name)");
 			a->name = optarg;
 			break;
 		case 'P':
@@ -159,35 +161,47 @@ static int parse_args(int argc, char **argv, struct testvm_args *a)
 				return cli_usage_error(CMD, "at most %d phases",
 						       VMS_TESTVM_MAX_PHASES);
 			if (parse_phase(optarg, &a->phases[a->opts.nphases]))
-				return cli_usage_error(CMD, "--phase takes DUTY:TIME with DUTY 0-100 "
-						       "and TIME > 0 (e.g. 75:60s), not '%s'", optarg);
+				return cli_usage_error(CMD,
+						       "--phase takes DUTY:TIME with DUTY 0-100 "
+						       "and TIME > 0 (e.g. 75:60s), not '%s'",
+						       optarg);
 			a->opts.nphases++;
 			break;
 		case 'T':
 			if (cli_parse_duration(optarg, &a->opts.period_ns) ||
 			    a->opts.period_ns < 1000000 || a->opts.period_ns > 3600000000000ULL)
-				return cli_usage_error(CMD, "--period takes a time from 1ms to 1h, "
-						       "not '%s'", optarg);
+				return cli_usage_error(CMD,
+						       "--period takes a time from 1ms to 1h, "
+						       "not '%s'",
+						       optarg);
 			break;
 		case 'M':
 		case 'I':
 		case 'R':
 		case 'H': {
-			const char *opt = c == 'M' ? "mmio" : c == 'I' ? "pio" : c == 'R' ? "msr" :
-					  "hypercall";
+			const char *opt = c == 'M'   ? "mmio"
+					  : c == 'I' ? "pio"
+					  : c == 'R' ? "msr"
+						     : "hypercall";
 			double r;
 
 			if (cli_parse_double(optarg, &r) || r < 0 || r > 1e6)
-				return cli_usage_error(CMD, "--%s takes a rate from 0 to 1000000 per "
-						       "second, not '%s'", opt, optarg);
-			*(c == 'M' ? &a->opts.mmio_rate : c == 'I' ? &a->opts.pio_rate :
-			  c == 'R' ? &a->opts.msr_rate : &a->opts.hypercall_rate) = r;
+				return cli_usage_error(CMD,
+						       "--%s takes a rate from 0 to 1000000 per "
+						       "second, not '%s'",
+						       opt, optarg);
+			*(c == 'M'   ? &a->opts.mmio_rate
+			  : c == 'I' ? &a->opts.pio_rate
+			  : c == 'R' ? &a->opts.msr_rate
+				     : &a->opts.hypercall_rate) = r;
 			break;
 		}
 		case 'C':
 			if (parse_pin(optarg, a, &npin))
-				return cli_usage_error(CMD, "--pin takes a list of host CPU numbers "
-						       "(e.g. 0,1), not '%s'", optarg);
+				return cli_usage_error(CMD,
+						       "--pin takes a list of host CPU numbers "
+						       "(e.g. 0,1), not '%s'",
+						       optarg);
 			break;
 		case 't':
 			a->truth = optarg;
@@ -197,8 +211,8 @@ static int parse_args(int argc, char **argv, struct testvm_args *a)
 			break;
 		case 'f':
 			if (cli_parse_format(optarg, &a->format) || a->format == CLI_FORMAT_CSV)
-				return cli_usage_error(CMD, "--format takes table or json, not '%s'",
-						       optarg);
+				return cli_usage_error(
+					CMD, "--format takes table or json, not '%s'", optarg);
 			break;
 		case 'd':
 			a->daemon = true;
@@ -227,8 +241,9 @@ static int parse_args(int argc, char **argv, struct testvm_args *a)
 	if (a->pidfile && !a->daemon)
 		return cli_usage_error(CMD, "--pidfile goes with --daemon");
 	if (!a->opts.nphases) {
-		static const struct vms_testvm_phase def[] = {
-			{ 0, 2000000000ULL }, { 75, 4000000000ULL }, { 90, 4000000000ULL } };
+		static const struct vms_testvm_phase def[] = { { 0, 2000000000ULL },
+							       { 75, 4000000000ULL },
+							       { 90, 4000000000ULL } };
 
 		memcpy(a->phases, def, sizeof(def));
 		a->opts.nphases = 3;
@@ -310,11 +325,13 @@ static void print_stats_file(struct vms_testvm *vm, int vcpu, struct vms_stats *
 				snprintf(dbuf, sizeof(dbuf), "%" PRIu64, delta);
 			if (desc->unit == VMS_UNIT_NONE || desc->unit == VMS_UNIT_BOOLEAN)
 				printf("  %-32s %-12s %-8s %20" PRIu64 " %14s\n", desc->name,
-				       vms_stat_type_name(desc->type), vms_stat_unit_name(desc->unit),
-				       vms_stats_value(st, d), dbuf);
+				       vms_stat_type_name(desc->type),
+				       vms_stat_unit_name(desc->unit), vms_stats_value(st, d),
+				       dbuf);
 			else
 				printf("  %-32s %-12s %-8s %20.9g %14s\n", desc->name,
-				       vms_stat_type_name(desc->type), vms_stat_unit_name(desc->unit),
+				       vms_stat_type_name(desc->type),
+				       vms_stat_unit_name(desc->unit),
 				       vms_stat_in_units(desc, vms_stats_value(st, d)), dbuf);
 		} else {
 			const uint64_t *vals = vms_stats_values(st, d);
@@ -322,9 +339,9 @@ static void print_stats_file(struct vms_testvm *vm, int vcpu, struct vms_stats *
 
 			for (uint32_t b = 0; b < desc->size; b++)
 				sum += vals[b];
-			printf("  %-32s %-12s %-8s %20" PRIu64 " samples in %u buckets\n", desc->name,
-			       vms_stat_type_name(desc->type), vms_stat_unit_name(desc->unit), sum,
-			       desc->size);
+			printf("  %-32s %-12s %-8s %20" PRIu64 " samples in %u buckets\n",
+			       desc->name, vms_stat_type_name(desc->type),
+			       vms_stat_unit_name(desc->unit), sum, desc->size);
 		}
 	}
 }
@@ -344,7 +361,8 @@ static void print_stats(struct vms_testvm *vm)
 		if (st)
 			print_stats_file(vm, (int)i, st, what);
 		else
-			printf("\nvCPU %u: no binary statistics (KVM_GET_STATS_FD needs Linux 5.14)\n",
+			printf("\nvCPU %u: no binary statistics (KVM_GET_STATS_FD needs Linux "
+			       "5.14)\n",
 			       i);
 	}
 }
@@ -368,8 +386,8 @@ static void print_summary(struct vms_testvm *vm, const struct testvm_args *a)
 	printf("vmscope testvm: pid %d, %u vCPUs, %u phases, period %.0f ms\n\n", getpid(), n,
 	       a->opts.nphases, (a->opts.period_ns ? a->opts.period_ns : 100000000ULL) / 1e6);
 	printf("%-5s %-5s %-4s %-8s %9s %9s %9s %7s %10s %6s %6s %6s %6s %6s\n", "phase", "duty",
-	       "vcpu", "tid", "busy(s)", "idle(s)", "late(ms)", "busy%", "work", "mmio", "pio", "msr",
-	       "hcall", "hlt");
+	       "vcpu", "tid", "busy(s)", "idle(s)", "late(ms)", "busy%", "work", "mmio", "pio",
+	       "msr", "hcall", "hlt");
 	for (unsigned int p = 0; p < a->opts.nphases; p++) {
 		uint64_t s, e;
 		bool complete;
@@ -382,19 +400,19 @@ static void print_summary(struct vms_testvm *vm, const struct testvm_args *a)
 
 			vms_testvm_vcpu_phase(vm, i, p, &ph);
 			tot = (double)(ph.busy_ns + ph.idle_ns);
-			printf("%-5u %4u%% %-4u %-8d %9.3f %9.3f %9.3f %6.2f%% %10" PRIu64 " %6" PRIu64
-			       " %6" PRIu64 " %6" PRIu64 " %6" PRIu64 " %6" PRIu64 "%s\n",
+			printf("%-5u %4u%% %-4u %-8d %9.3f %9.3f %9.3f %6.2f%% %10" PRIu64
+			       " %6" PRIu64 " %6" PRIu64 " %6" PRIu64 " %6" PRIu64 " %6" PRIu64
+			       "%s\n",
 			       p, ph.duty, i, vms_testvm_vcpu_tid(vm, i), ph.busy_ns / 1e9,
 			       ph.idle_ns / 1e9, ph.late_ns / 1e6,
-			       tot > 0 ? 100.0 * ph.busy_ns / tot : 0.0, ph.work,
-			       ph.mmio, ph.pio, ph.msr, ph.hypercall, ph.hlt,
-			       complete ? "" : "  (stopped early)");
+			       tot > 0 ? 100.0 * ph.busy_ns / tot : 0.0, ph.work, ph.mmio, ph.pio,
+			       ph.msr, ph.hypercall, ph.hlt, complete ? "" : "  (stopped early)");
 		}
 	}
 	printf("\nExits per vCPU: the guest's count, the VMM's count, KVM's own statistics\n");
-	printf("%-4s %11s %9s %10s %9s %8s %8s %9s %8s %10s %10s %11s %10s\n", "vcpu",
-	       "mmio:guest", "mmio:vmm", "mmio_exits", "pio:guest", "pio:vmm", "io_exits",
-	       "msr:guest", "msr:vmm", "hlt:guest", "halt_exits", "hcall:guest", "hypercalls");
+	printf("%-4s %11s %9s %10s %9s %8s %8s %9s %8s %10s %10s %11s %10s\n", "vcpu", "mmio:guest",
+	       "mmio:vmm", "mmio_exits", "pio:guest", "pio:vmm", "io_exits", "msr:guest", "msr:vmm",
+	       "hlt:guest", "halt_exits", "hcall:guest", "hypercalls");
 	for (unsigned int i = 0; i < n; i++) {
 		struct vms_testvm_vmm_counts vmm;
 		struct vms_testvm_vcpu_phase tot;
@@ -403,8 +421,8 @@ static void print_summary(struct vms_testvm *vm, const struct testvm_args *a)
 		vms_testvm_vcpu_totals(vm, i, &tot);
 		vms_testvm_vmm_counts(vm, i, &vmm);
 		/* MMIO counts include the guest's control write (its DONE report). */
-		printf("%-4u %11" PRIu64 " %9" PRIu64 " %10s %9" PRIu64 " %8" PRIu64 " %8s %9" PRIu64
-		       " %8" PRIu64 " %10" PRIu64 " %10s %11" PRIu64 " %10s\n",
+		printf("%-4u %11" PRIu64 " %9" PRIu64 " %10s %9" PRIu64 " %8" PRIu64
+		       " %8s %9" PRIu64 " %8" PRIu64 " %10" PRIu64 " %10s %11" PRIu64 " %10s\n",
 		       i, tot.mmio + tot.mmio_control,
 		       vmm.mmio_load + vmm.mmio_control + vmm.mmio_other,
 		       stat_delta_str(vm, i, "mmio_exits", b1, sizeof(b1)), tot.pio, vmm.pio,
@@ -413,7 +431,8 @@ static void print_summary(struct vms_testvm *vm, const struct testvm_args *a)
 		       stat_delta_str(vm, i, "hypercalls", b4, sizeof(b4)));
 	}
 	if (vms_host_kvm_flavor(NULL) == VMS_KVM_PVM)
-		printf("\nThis host's KVM is PVM (software virtualization): it emulates the guest's "
+		printf("\nThis host's KVM is PVM (software virtualization): it emulates the "
+		       "guest's "
 		       "kernel-mode OUT\n(counted in insn_emulation, not io_exits) and answers "
 		       "user-mode hypercalls without\ncounting them in hypercalls. See "
 		       "doc/vmscope-testvm.md.\n");
@@ -446,13 +465,15 @@ static int run_vm(struct testvm_args *a, int ready_fd)
 		const char *why = vms_testvm_last_error(NULL);
 
 		if (ret == -ENOENT)
-			cli_error(CMD, "%s: is the kvm module loaded (modprobe kvm_intel or "
-				       "kvm_amd)?", why);
+			cli_error(CMD,
+				  "%s: is the kvm module loaded (modprobe kvm_intel or "
+				  "kvm_amd)?",
+				  why);
 		else if (ret == -EACCES || ret == -EPERM)
 			cli_error(CMD, "%s: run as root or join the group that owns /dev/kvm", why);
 		else
-			cli_error(CMD, "cannot create the test VM: %s", *why ? why :
-				  vms_strerror(ret));
+			cli_error(CMD, "cannot create the test VM: %s",
+				  *why ? why : vms_strerror(ret));
 		if (ready_fd >= 0)
 			(void)!write(ready_fd, "E", 1);
 		if (truth)
@@ -495,8 +516,9 @@ static int run_vm(struct testvm_args *a, int ready_fd)
 	pthread_kill(sigthr, SIGUSR2);
 	pthread_join(sigthr, NULL);
 	if (ret) {
-		cli_error(CMD, "the test VM failed: %s", *vms_testvm_last_error(vm) ?
-			  vms_testvm_last_error(vm) : vms_strerror(ret));
+		cli_error(CMD, "the test VM failed: %s",
+			  *vms_testvm_last_error(vm) ? vms_testvm_last_error(vm)
+						     : vms_strerror(ret));
 		rc = CLI_EXIT_FAIL;
 	}
 

@@ -59,7 +59,8 @@ int main(int argc, char **argv)
 				char path[4096];
 
 				if (ents[j]->d_name[0] != '.') {
-					snprintf(path, sizeof(path), "%s/%s", argv[i], ents[j]->d_name);
+					snprintf(path, sizeof(path), "%s/%s", argv[i],
+						 ents[j]->d_name);
 					failed += run_file(path) < 0;
 					files++;
 				}

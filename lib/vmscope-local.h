@@ -16,8 +16,7 @@
 
 #define VMS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-__attribute__((format(printf, 2, 3))) void vms_log(enum vms_log_level level, const char *fmt,
-						    ...);
+__attribute__((format(printf, 2, 3))) void vms_log(enum vms_log_level level, const char *fmt, ...);
 
 #define vms_err(...) vms_log(VMS_LOG_ERROR, __VA_ARGS__)
 #define vms_warn(...) vms_log(VMS_LOG_WARN, __VA_ARGS__)

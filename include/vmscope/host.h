@@ -24,37 +24,37 @@ extern "C" {
 #endif
 
 struct vms_host_vcpu {
-	int vcpu;		/* vCPU index, -1 when unknown */
-	int tid;		/* host thread id */
+	int vcpu; /* vCPU index, -1 when unknown */
+	int tid;  /* host thread id */
 	char comm[16];
-	int last_cpu;		/* host CPU it ran on last (stat field 39) */
+	int last_cpu; /* host CPU it ran on last (stat field 39) */
 	/* /proc/<pid>/task/<tid>/stat, tick-based (USER_HZ), in ns; guest is inside user */
 	uint64_t user_ns, system_ns, guest_ns;
 	/* /proc/<pid>/task/<tid>/schedstat: exact on-CPU and run-queue time, ns */
 	uint64_t run_ns, wait_ns, slices;
-	int stat_err;		/* 0, or the negative errno reading stat gave */
-	int schedstat_err;	/* 0, or the negative errno reading schedstat gave */
-	int stats_fd;		/* its "kvm-vcpu-stats:N" descriptor in the VMM, -1 if none;
-				 * read it with vms_stats_open_remote() */
+	int stat_err;	   /* 0, or the negative errno reading stat gave */
+	int schedstat_err; /* 0, or the negative errno reading schedstat gave */
+	int stats_fd;	   /* its "kvm-vcpu-stats:N" descriptor in the VMM, -1 if none;
+			    * read it with vms_stats_open_remote() */
 };
 
 struct vms_host_vm {
 	int pid;
-	int vm_fd;		/* the kvm-vm descriptor number in that process */
-	char name[64];		/* from the command line, else the process name */
+	int vm_fd;		 /* the kvm-vm descriptor number in that process */
+	char name[64];		 /* from the command line, else the process name */
 	const char *name_source; /* "qemu -name", "vmscope --name", "comm" (static) */
 	char comm[16];
-	unsigned int vcpu_fds;	/* kvm-vcpu descriptors the process holds */
-	int vm_stats_fd;	/* its "kvm-vm-stats" descriptor, -1 if none */
-	char debugfs[256];	/* its debugfs folder, "" when there is none */
-	int debugfs_err;	/* 0, or why the folder could not be read */
+	unsigned int vcpu_fds; /* kvm-vcpu descriptors the process holds */
+	int vm_stats_fd;       /* its "kvm-vm-stats" descriptor, -1 if none */
+	char debugfs[256];     /* its debugfs folder, "" when there is none */
+	int debugfs_err;       /* 0, or why the folder could not be read */
 	size_t nvcpus;
 	struct vms_host_vcpu *vcpus; /* sorted by vCPU index, unknown ones last */
 };
 
 struct vms_host_opts {
-	size_t sz;		 /* sizeof(struct vms_host_opts) */
-	const char *proc_root;	 /* NULL: "/proc" (tests point it at a fake tree) */
+	size_t sz;		  /* sizeof(struct vms_host_opts) */
+	const char *proc_root;	  /* NULL: "/proc" (tests point it at a fake tree) */
 	const char *debugfs_root; /* NULL: "/sys/kernel/debug/kvm" */
 };
 

@@ -21,11 +21,11 @@ extern "C" {
 
 struct vms_json {
 	FILE *f;
-	bool pretty;		/* indent by nesting; otherwise one line */
+	bool pretty; /* indent by nesting; otherwise one line */
 	int depth;
 	bool first[VMS_JSON_MAX_DEPTH];
 	char kind[VMS_JSON_MAX_DEPTH]; /* '{' or '[' per open level, 0 at the top */
-	int err;		/* first error, negative errno; sticky */
+	int err;		       /* first error, negative errno; sticky */
 };
 
 /** vms_json_init() - start writing to @f (borrowed, not closed). */

@@ -44,12 +44,12 @@ struct vms_stat_desc {
 	const char *name;
 	enum vms_stat_type type;
 	enum vms_stat_unit unit;
-	unsigned int base;	/* 10 or 2 */
-	int exponent;		/* value * base^exponent = value in the unit */
-	uint32_t size;		/* number of u64 values: 1, or the number of buckets */
-	uint32_t offset;	/* byte offset in the data block */
-	uint32_t bucket_size;	/* linear histograms only */
-	double scale;		/* base^exponent, precomputed */
+	unsigned int base;    /* 10 or 2 */
+	int exponent;	      /* value * base^exponent = value in the unit */
+	uint32_t size;	      /* number of u64 values: 1, or the number of buckets */
+	uint32_t offset;      /* byte offset in the data block */
+	uint32_t bucket_size; /* linear histograms only */
+	double scale;	      /* base^exponent, precomputed */
 };
 
 struct vms_stats;
@@ -114,8 +114,7 @@ VMS_API uint64_t vms_stats_value(const struct vms_stats *stats, size_t i);
  * vms_stats_value_by_name() - first raw value of the statistic called @name
  * Return: 0 and *val set, or -ENOENT.
  */
-VMS_API int vms_stats_value_by_name(const struct vms_stats *stats, const char *name,
-				    uint64_t *val);
+VMS_API int vms_stats_value_by_name(const struct vms_stats *stats, const char *name, uint64_t *val);
 
 /** vms_stat_in_units() - raw @value of a scalar statistic in base units (raw * scale). */
 VMS_API double vms_stat_in_units(const struct vms_stat_desc *desc, uint64_t value);
@@ -172,8 +171,7 @@ struct vms_debugfs_entry {
  * Files that cannot be read are listed with their error, never skipped and never read as 0.
  * Return: 0, or a negative errno if the folder itself cannot be listed.
  */
-VMS_API int vms_debugfs_read_vm(const char *dir, struct vms_debugfs_entry **entries,
-				size_t *count);
+VMS_API int vms_debugfs_read_vm(const char *dir, struct vms_debugfs_entry **entries, size_t *count);
 
 #ifdef __cplusplus
 }

@@ -35,19 +35,19 @@ struct vms_testvm_phase {
 };
 
 struct vms_testvm_opts {
-	size_t sz;		/* sizeof(struct vms_testvm_opts), for compatibility */
-	unsigned int vcpus;	/* 1..VMS_TESTVM_MAX_VCPUS */
+	size_t sz;	    /* sizeof(struct vms_testvm_opts), for compatibility */
+	unsigned int vcpus; /* 1..VMS_TESTVM_MAX_VCPUS */
 	const struct vms_testvm_phase *phases; /* the schedule, run in order by every vCPU */
-	unsigned int nphases;	/* 1..VMS_TESTVM_MAX_PHASES */
-	uint64_t period_ns;	/* duty-cycle period; 0 = 100 ms */
-	double mmio_rate;	/* load MMIO exits per second of busy time, per vCPU; 0 = none */
-	double pio_rate;	/* load port-I/O exits per second of busy time, per vCPU; 0 = none */
-	const int *pin;		/* vcpus entries: host CPU for each vCPU thread, -1 = any; or NULL */
+	unsigned int nphases;		       /* 1..VMS_TESTVM_MAX_PHASES */
+	uint64_t period_ns;		       /* duty-cycle period; 0 = 100 ms */
+	double mmio_rate; /* load MMIO exits per second of busy time, per vCPU; 0 = none */
+	double pio_rate;  /* load port-I/O exits per second of busy time, per vCPU; 0 = none */
+	const int *pin;	  /* vcpus entries: host CPU for each vCPU thread, -1 = any; or NULL */
 	uint64_t start_delay_ns; /* from vms_testvm_run() to the start of phase 0; 0 = 50 ms */
-	double msr_rate;	/* load WRMSR exits (to the VMM, through an MSR filter) per second
-				 * of busy time, per vCPU; 0 = none */
-	double hypercall_rate;	/* load hypercalls (VMCALL/VMMCALL from guest user mode, handled
-				 * by the host kernel) per second of busy time, per vCPU */
+	double msr_rate;	 /* load WRMSR exits (to the VMM, through an MSR filter) per second
+				  * of busy time, per vCPU; 0 = none */
+	double hypercall_rate;	 /* load hypercalls (VMCALL/VMMCALL from guest user mode, handled
+				  * by the host kernel) per second of busy time, per vCPU */
 };
 
 /* What one vCPU did in one phase (or outside the schedule), as the guest counted it. */
@@ -62,34 +62,34 @@ struct vms_testvm_vcpu_phase {
 	uint64_t late_max_ns; /* the latest single wake-up */
 	uint64_t wakeups;     /* idle segments */
 	uint64_t periods;
-	uint64_t work;	      /* computation units done */
-	uint64_t mmio;	      /* load MMIO writes (exits to the VMM) */
-	uint64_t pio;	      /* load port writes (exits to the VMM) */
-	uint64_t msr;	      /* load WRMSRs (exits to the VMM) */
-	uint64_t hypercall;   /* load hypercalls (exits to the host kernel) */
+	uint64_t work;		  /* computation units done */
+	uint64_t mmio;		  /* load MMIO writes (exits to the VMM) */
+	uint64_t pio;		  /* load port writes (exits to the VMM) */
+	uint64_t msr;		  /* load WRMSRs (exits to the VMM) */
+	uint64_t hypercall;	  /* load hypercalls (exits to the host kernel) */
 	uint64_t hypercall_eperm; /* ... answered -KVM_EPERM, as KVM does for user mode */
-	uint64_t mmio_missed; /* load MMIO writes owed by a busy part that ended first */
-	uint64_t pio_missed;  /* the same for port writes, WRMSRs, hypercalls */
+	uint64_t mmio_missed;	  /* load MMIO writes owed by a busy part that ended first */
+	uint64_t pio_missed;	  /* the same for port writes, WRMSRs, hypercalls */
 	uint64_t msr_missed;
 	uint64_t hypercall_missed;
-	uint64_t hlt;	      /* HLT instructions */
-	uint64_t irq;	      /* interrupts taken */
+	uint64_t hlt;	       /* HLT instructions */
+	uint64_t irq;	       /* interrupts taken */
 	uint64_t mmio_control; /* control writes (DONE/FAULT reports); totals only */
 };
 
 /* What the VMM saw one vCPU thread do. */
 struct vms_testvm_vmm_counts {
-	uint64_t mmio_load;	/* KVM_EXIT_MMIO at the load address */
-	uint64_t mmio_control;	/* KVM_EXIT_MMIO at the control page (DONE, FAULT) */
-	uint64_t mmio_other;	/* KVM_EXIT_MMIO anywhere else (a bug if not 0) */
-	uint64_t pio;		/* KVM_EXIT_IO at the load port */
-	uint64_t io_other;	/* KVM_EXIT_IO at any other port */
-	uint64_t msr;		/* KVM_EXIT_X86_WRMSR of the load MSR */
-	uint64_t msr_other;	/* KVM_EXIT_X86_RDMSR/WRMSR of any other MSR (a bug if not 0) */
-	uint64_t intr;		/* KVM_EXIT_INTR (a signal interrupted KVM_RUN) */
-	uint64_t other;		/* any other exit reason */
-	uint64_t seq_errors;	/* load MMIO values out of sequence or from the wrong vCPU */
-	uint64_t run_calls;	/* KVM_RUN calls */
+	uint64_t mmio_load;    /* KVM_EXIT_MMIO at the load address */
+	uint64_t mmio_control; /* KVM_EXIT_MMIO at the control page (DONE, FAULT) */
+	uint64_t mmio_other;   /* KVM_EXIT_MMIO anywhere else (a bug if not 0) */
+	uint64_t pio;	       /* KVM_EXIT_IO at the load port */
+	uint64_t io_other;     /* KVM_EXIT_IO at any other port */
+	uint64_t msr;	       /* KVM_EXIT_X86_WRMSR of the load MSR */
+	uint64_t msr_other;    /* KVM_EXIT_X86_RDMSR/WRMSR of any other MSR (a bug if not 0) */
+	uint64_t intr;	       /* KVM_EXIT_INTR (a signal interrupted KVM_RUN) */
+	uint64_t other;	       /* any other exit reason */
+	uint64_t seq_errors;   /* load MMIO values out of sequence or from the wrong vCPU */
+	uint64_t run_calls;    /* KVM_RUN calls */
 };
 
 struct vms_testvm;
@@ -173,8 +173,8 @@ VMS_API int vms_testvm_vmm_counts(const struct vms_testvm *vm, unsigned int i,
  * vms_testvm_phase_times() - phase @p's start and end in host CLOCK_MONOTONIC ns
  * Return: 0, or -ENOENT for a phase that never started.
  */
-VMS_API int vms_testvm_phase_times(const struct vms_testvm *vm, unsigned int p,
-				   uint64_t *start_ns, uint64_t *end_ns, bool *complete);
+VMS_API int vms_testvm_phase_times(const struct vms_testvm *vm, unsigned int p, uint64_t *start_ns,
+				   uint64_t *end_ns, bool *complete);
 
 /**
  * vms_testvm_write_truth() - write the ground truth as JSON (format in doc/vmscope-testvm.md)

@@ -181,12 +181,12 @@ static void name_from_cmdline(struct vms_host_vm *vm, const char *args, size_t l
 /* Scan /proc/<pid>/fd: the kvm-vm descriptor (returns its number) and kvm-vcpu ones. */
 /* What /proc/<pid>/fd says about a process's KVM descriptors. */
 struct kvm_fds {
-	int vm_fd;		/* "anon_inode:kvm-vm", -1 if none: not a VMM */
-	unsigned int vcpu_fds;	/* "anon_inode:kvm-vcpu:N" */
-	int vm_stats_fd;	/* "anon_inode:kvm-vm-stats" */
+	int vm_fd;	       /* "anon_inode:kvm-vm", -1 if none: not a VMM */
+	unsigned int vcpu_fds; /* "anon_inode:kvm-vcpu:N" */
+	int vm_stats_fd;       /* "anon_inode:kvm-vm-stats" */
 	struct {
 		int vcpu, fd;
-	} *vcpu_stats;		/* "anon_inode:kvm-vcpu-stats:N" */
+	} * vcpu_stats; /* "anon_inode:kvm-vcpu-stats:N" */
 	size_t nvcpu_stats;
 };
 
@@ -223,8 +223,8 @@ static int scan_fds(const char *proc_root, int pid, struct kvm_fds *k)
 			k->vm_stats_fd = atoi(de->d_name);
 		} else if (sscanf(link, "anon_inode:kvm-vcpu-stats:%u%c", &idx, &end) == 1 &&
 			   idx <= INT_MAX) {
-			void *nv = realloc(k->vcpu_stats, (k->nvcpu_stats + 1) *
-							      sizeof(k->vcpu_stats[0]));
+			void *nv = realloc(k->vcpu_stats,
+					   (k->nvcpu_stats + 1) * sizeof(k->vcpu_stats[0]));
 
 			if (!nv)
 				continue; /* statistics are optional: go on without this one */
@@ -419,8 +419,8 @@ static int pid_cmp(const void *a, const void *b)
 int vms_host_vms_list(const struct vms_host_opts *opts, struct vms_host_vm **out, size_t *count)
 {
 	const char *proc_root = opts && opts->proc_root ? opts->proc_root : DEFAULT_PROC;
-	const char *debugfs_root = opts && opts->debugfs_root ? opts->debugfs_root :
-								  DEFAULT_DEBUGFS;
+	const char *debugfs_root =
+		opts && opts->debugfs_root ? opts->debugfs_root : DEFAULT_DEBUGFS;
 	struct vms_host_vm *vms = NULL;
 	size_t n = 0;
 	struct dirent *de;

@@ -25,11 +25,11 @@ struct tvm_vcpu_host {
 	pthread_t thread;
 	bool thread_started;
 	_Atomic int tid;
-	int err;		/* negative errno / VMS_E_* if this vCPU failed */
-	bool done;		/* the guest reported DONE */
+	int err;   /* negative errno / VMS_E_* if this vCPU failed */
+	bool done; /* the guest reported DONE */
 	struct vms_testvm_vmm_counts vmm;
 	struct vms_stats *stats;
-	uint64_t *stats_begin;	/* data block copy at start (one u64 per value) */
+	uint64_t *stats_begin; /* data block copy at start (one u64 per value) */
 	size_t stats_nvals;
 };
 
@@ -46,15 +46,15 @@ struct vms_testvm {
 	int kvm_fd, vm_fd;
 	void *mem;
 	size_t mem_size;
-	size_t run_size;	/* mmap size of each vCPU's struct kvm_run */
+	size_t run_size; /* mmap size of each vCPU's struct kvm_run */
 	struct tvm_shared *shared;
 	unsigned int nvcpus;
 	struct tvm_vcpu_host vcpu[VMS_TESTVM_MAX_VCPUS];
 	struct vms_stats *vm_stats;
 	uint64_t tsc_khz;
-	int64_t tsc_offset;	/* guest TSC - host TSC */
+	int64_t tsc_offset; /* guest TSC - host TSC */
 	struct tvm_clock_pair clk_start, clk_end;
-	uint64_t stop_mono_ns;	/* when a stop was asked for; 0 if none */
+	uint64_t stop_mono_ns; /* when a stop was asked for; 0 if none */
 	_Atomic bool stopping;
 	bool ran;
 	pthread_mutex_t lock;
@@ -62,8 +62,8 @@ struct vms_testvm {
 };
 
 /* Record the first error of the VM with a sentence for vms_testvm_last_error(). */
-__attribute__((format(printf, 3, 4))) int tvm_fail(struct vms_testvm *vm, int err,
-						   const char *fmt, ...);
+__attribute__((format(printf, 3, 4))) int tvm_fail(struct vms_testvm *vm, int err, const char *fmt,
+						   ...);
 
 uint64_t tvm_mono_ns(void);
 uint64_t tvm_rdtsc(void);

@@ -131,9 +131,8 @@ int vms_testvm_vcpu_phase(const struct vms_testvm *vm, unsigned int i, unsigned 
 	g = &vm->shared->vcpu[i].ph[p == vm->opts.nphases ? TVM_PHASE_NONE : p];
 	memset(out, 0, sizeof(*out));
 	out->duty = p < vm->opts.nphases ? vm->phases[p].duty : 0;
-	out->complete = p < vm->opts.nphases && vms_testvm_phase_times(vm, p, &s, &e,
-								      &out->complete) == 0 &&
-			out->complete;
+	out->complete = p < vm->opts.nphases &&
+			vms_testvm_phase_times(vm, p, &s, &e, &out->complete) == 0 && out->complete;
 	out->busy_ns = tvm_tsc_to_ns(vm, g->busy_tsc);
 	out->idle_ns = tvm_tsc_to_ns(vm, g->idle_tsc);
 	out->late_ns = tvm_tsc_to_ns(vm, g->late_tsc);
@@ -240,8 +239,10 @@ static void tvm_json_vcpu(const struct vms_testvm *vm, struct vms_json *j, unsig
 		vms_json_u64(j, "late_max_ns", ph.late_max_ns);
 		vms_json_u64(j, "wakeups", ph.wakeups);
 		/* The duty the guest kept while it ran: late wake-ups are the host's doing. */
-		vms_json_double(j, "busy_share", ph.busy_ns + ph.idle_ns ?
-				(double)ph.busy_ns / (double)(ph.busy_ns + ph.idle_ns) : 0.0);
+		vms_json_double(j, "busy_share",
+				ph.busy_ns + ph.idle_ns
+					? (double)ph.busy_ns / (double)(ph.busy_ns + ph.idle_ns)
+					: 0.0);
 		vms_json_u64(j, "periods", ph.periods);
 		vms_json_u64(j, "work", ph.work);
 		vms_json_u64(j, "interrupts", ph.irq);

@@ -167,7 +167,8 @@ static int tvm_load_guest(struct vms_testvm *vm)
 	struct tvm_shared *sh;
 
 	if (vms_tvm_guest_image_size < sizeof(*hdr) || hdr->magic != TVM_IMAGE_MAGIC ||
-	    vms_tvm_guest_image_size > TVM_IMAGE_MAX || hdr->image_end > TVM_IMAGE_GPA + TVM_IMAGE_MAX)
+	    vms_tvm_guest_image_size > TVM_IMAGE_MAX ||
+	    hdr->image_end > TVM_IMAGE_GPA + TVM_IMAGE_MAX)
 		return tvm_fail(vm, -EINVAL, "the embedded guest image is damaged");
 	memcpy((uint8_t *)vm->mem + TVM_IMAGE_GPA, vms_tvm_guest_image, vms_tvm_guest_image_size);
 	tvm_build_tables(vm, hdr);
@@ -279,8 +280,8 @@ static int tvm_setup_vcpu(struct vms_testvm *vm, struct tvm_vcpu_host *v, int mm
 	sregs.idt.limit = 256 * 16 - 1;
 	sregs.cr0 = 0x80050033; /* PG WP NE ET MP PE */
 	sregs.cr3 = TVM_PML4_GPA;
-	sregs.cr4 = 0x20;	/* PAE */
-	sregs.efer = 0x500;	/* LMA LME */
+	sregs.cr4 = 0x20;   /* PAE */
+	sregs.efer = 0x500; /* LMA LME */
 	sregs.apic_base = APIC_BASE_ADDR | APIC_BASE_ENABLE | (v->index ? 0 : APIC_BASE_BSP);
 	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
 		return tvm_fail(vm, -errno, "KVM_SET_SREGS (64-bit user mode) failed: %s",
@@ -301,12 +302,12 @@ static int tvm_setup_vcpu(struct vms_testvm *vm, struct tvm_vcpu_host *v, int mm
 	if (ioctl(v->fd, KVM_GET_LAPIC, &lapic) < 0)
 		return tvm_fail(vm, -errno, "KVM_GET_LAPIC failed: %s", vms_strerror(-errno));
 #define LAPIC_REG(off) (*(uint32_t *)&lapic.regs[off])
-	LAPIC_REG(0x80) = 0;				  /* TPR */
-	LAPIC_REG(0xf0) = 0x100 | TVM_VEC_SPURIOUS;	  /* SVR: enabled */
-	LAPIC_REG(0x320) = (2u << 17) | TVM_VEC_TIMER;	  /* LVT timer: TSC deadline */
-	LAPIC_REG(0x350) = 1u << 16;			  /* LINT0 masked */
-	LAPIC_REG(0x360) = 1u << 16;			  /* LINT1 masked */
-	LAPIC_REG(0x370) = 1u << 16;			  /* LVT error masked */
+	LAPIC_REG(0x80) = 0;			       /* TPR */
+	LAPIC_REG(0xf0) = 0x100 | TVM_VEC_SPURIOUS;    /* SVR: enabled */
+	LAPIC_REG(0x320) = (2u << 17) | TVM_VEC_TIMER; /* LVT timer: TSC deadline */
+	LAPIC_REG(0x350) = 1u << 16;		       /* LINT0 masked */
+	LAPIC_REG(0x360) = 1u << 16;		       /* LINT1 masked */
+	LAPIC_REG(0x370) = 1u << 16;		       /* LVT error masked */
 #undef LAPIC_REG
 	if (ioctl(v->fd, KVM_SET_LAPIC, &lapic) < 0)
 		return tvm_fail(vm, -errno, "KVM_SET_LAPIC failed: %s", vms_strerror(-errno));
@@ -331,15 +332,18 @@ static int tvm_setup_msr_filter(struct vms_testvm *vm)
 	uint8_t deny = 0;
 	struct kvm_msr_filter filter = {
 		.flags = KVM_MSR_FILTER_DEFAULT_ALLOW,
-		.ranges[0] = { .flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE, .nmsrs = 1,
-			       .base = TVM_MSR_INDEX, .bitmap = &deny },
+		.ranges[0] = { .flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
+			       .nmsrs = 1,
+			       .base = TVM_MSR_INDEX,
+			       .bitmap = &deny },
 	};
 	struct kvm_enable_cap cap = { .cap = KVM_CAP_X86_USER_SPACE_MSR,
 				      .args[0] = KVM_MSR_EXIT_REASON_FILTER };
 
 	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_USER_SPACE_MSR) <= 0 ||
 	    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) <= 0)
-		return tvm_fail(vm, -VMS_E_KVM_API, "/dev/kvm lacks KVM_CAP_X86_USER_SPACE_MSR or "
+		return tvm_fail(vm, -VMS_E_KVM_API,
+				"/dev/kvm lacks KVM_CAP_X86_USER_SPACE_MSR or "
 				"KVM_CAP_X86_MSR_FILTER, needed for MSR exits");
 	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
 		return tvm_fail(vm, -errno, "enabling user-space MSR exits failed: %s",
@@ -427,8 +431,8 @@ static int tvm_open(struct vms_testvm *vm)
 		return tvm_fail(vm, -errno, "KVM_CREATE_IRQCHIP failed: %s", vms_strerror(-errno));
 
 	vm->mem_size = TVM_RAM_SIZE;
-	vm->mem = mmap(NULL, vm->mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
-		       MAP_NORESERVE, -1, 0);
+	vm->mem = mmap(NULL, vm->mem_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (vm->mem == MAP_FAILED) {
 		vm->mem = NULL;
 		return tvm_fail(vm, -ENOMEM, "cannot allocate %zu bytes of guest memory",
@@ -543,13 +547,13 @@ static void tvm_handle_mmio(struct tvm_vcpu_host *v)
 		const struct tvm_vcpu *st = &v->vm->shared->vcpu[v->index];
 
 		v->vmm.mmio_control++;
-		v->err = tvm_fail(v->vm, -VMS_E_GUEST_FAULT,
-				  "guest vCPU %u took exception %llu (error %#llx) at rip %#llx "
-				  "cs %#llx cr2 %#llx",
-				  v->index, (unsigned long long)st->fault_vector,
-				  (unsigned long long)st->fault_error,
-				  (unsigned long long)st->fault_rip, (unsigned long long)st->fault_cs,
-				  (unsigned long long)st->fault_cr2);
+		v->err = tvm_fail(
+			v->vm, -VMS_E_GUEST_FAULT,
+			"guest vCPU %u took exception %llu (error %#llx) at rip %#llx "
+			"cs %#llx cr2 %#llx",
+			v->index, (unsigned long long)st->fault_vector,
+			(unsigned long long)st->fault_error, (unsigned long long)st->fault_rip,
+			(unsigned long long)st->fault_cs, (unsigned long long)st->fault_cr2);
 		return;
 	}
 	v->vmm.mmio_other++;
@@ -637,10 +641,10 @@ static void *tvm_vcpu_thread(void *arg)
 					  "guest vCPU %u shut down (triple fault)", v->index);
 			break;
 		case KVM_EXIT_FAIL_ENTRY:
-			v->err = tvm_fail(vm, -VMS_E_GUEST_EXIT,
-					  "vCPU %u: entry failed, hardware reason %#llx", v->index,
-					  (unsigned long long)
-					  run->fail_entry.hardware_entry_failure_reason);
+			v->err = tvm_fail(
+				vm, -VMS_E_GUEST_EXIT,
+				"vCPU %u: entry failed, hardware reason %#llx", v->index,
+				(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 			break;
 		case KVM_EXIT_INTERNAL_ERROR:
 			v->err = tvm_fail(vm, -VMS_E_GUEST_EXIT,

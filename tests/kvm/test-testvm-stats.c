@@ -31,19 +31,19 @@
 
 static int failures, checks;
 
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		checks++;                                                                          \
-		if (!(cond)) {                                                                     \
-			failures++;                                                                \
-			printf("FAIL: ");                                                          \
-			printf(__VA_ARGS__);                                                       \
-			printf("\n");                                                              \
-		}                                                                                  \
+#define CHECK(cond, ...)                     \
+	do {                                 \
+		checks++;                    \
+		if (!(cond)) {               \
+			failures++;          \
+			printf("FAIL: ");    \
+			printf(__VA_ARGS__); \
+			printf("\n");        \
+		}                            \
 	} while (0)
 
-static const char *const names[] = { "exits", "mmio_exits", "halt_exits", "io_exits",
-				     "insn_emulation", "hypercalls" };
+static const char *const names[] = { "exits",	 "mmio_exits",	   "halt_exits",
+				     "io_exits", "insn_emulation", "hypercalls" };
 #define NNAMES (sizeof(names) / sizeof(names[0]))
 
 /* A deliberately small, independent reader: header, descriptors, one value per name. */
@@ -80,8 +80,14 @@ int main(void)
 {
 	struct vms_testvm_phase phases[] = { { 60, 1500000000ULL } };
 	struct vms_testvm_opts opts = {
-		.sz = sizeof(opts), .vcpus = 2, .phases = phases, .nphases = 1,
-		.mmio_rate = 400, .pio_rate = 150, .msr_rate = 50, .hypercall_rate = 60,
+		.sz = sizeof(opts),
+		.vcpus = 2,
+		.phases = phases,
+		.nphases = 1,
+		.mmio_rate = 400,
+		.pio_rate = 150,
+		.msr_rate = 50,
+		.hypercall_rate = 60,
 	};
 	enum vms_kvm_flavor flavor = vms_host_kvm_flavor(NULL);
 	uint64_t before[2][NNAMES], after[2][NNAMES];
@@ -122,7 +128,8 @@ int main(void)
 		vms_testvm_vcpu_totals(vm, (unsigned)i, &tot);
 		vms_testvm_vmm_counts(vm, (unsigned)i, &vmm);
 		guest_mmio = tot.mmio + tot.mmio_control;
-		printf("vCPU %d: guest mmio %lu pio %lu msr %lu hypercall %lu hlt %lu | VMM mmio %lu "
+		printf("vCPU %d: guest mmio %lu pio %lu msr %lu hypercall %lu hlt %lu | VMM mmio "
+		       "%lu "
 		       "pio %lu msr %lu | KVM exits +%lu mmio_exits +%lu halt_exits +%lu io_exits "
 		       "+%lu insn_emulation +%lu hypercalls +%lu\n",
 		       i, (unsigned long)guest_mmio, (unsigned long)tot.pio, (unsigned long)tot.msr,
@@ -147,10 +154,11 @@ int main(void)
 		CHECK(d[0] >= guest_mmio + tot.hlt, "vCPU %d: exits +%lu >= mmio + hlt", i,
 		      (unsigned long)d[0]);
 		if (flavor == VMS_KVM_PVM) {
-			CHECK(d[4] >= tot.pio, "vCPU %d (PVM): insn_emulation +%lu >= guest OUTs %lu",
-			      i, (unsigned long)d[4], (unsigned long)tot.pio);
-			CHECK(d[3] == 0, "vCPU %d (PVM): io_exits +%lu stays 0 (OUT is emulated)", i,
-			      (unsigned long)d[3]);
+			CHECK(d[4] >= tot.pio,
+			      "vCPU %d (PVM): insn_emulation +%lu >= guest OUTs %lu", i,
+			      (unsigned long)d[4], (unsigned long)tot.pio);
+			CHECK(d[3] == 0, "vCPU %d (PVM): io_exits +%lu stays 0 (OUT is emulated)",
+			      i, (unsigned long)d[3]);
 			CHECK(d[5] == 0, "vCPU %d (PVM): hypercalls +%lu stays 0", i,
 			      (unsigned long)d[5]);
 		} else {

@@ -515,8 +515,8 @@ int main(void)
 		cmocka_unit_test(test_top_level),  cmocka_unit_test(test_escaping),
 		cmocka_unit_test(test_integers),   cmocka_unit_test(test_doubles),
 		cmocka_unit_test(test_unbalanced), cmocka_unit_test(test_shape),
-		cmocka_unit_test(test_depth),
-		cmocka_unit_test(test_dev_full),   cmocka_unit_test(test_sticky),
+		cmocka_unit_test(test_depth),	   cmocka_unit_test(test_dev_full),
+		cmocka_unit_test(test_sticky),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
