@@ -13,7 +13,9 @@ mode=${1:-demo}
 case "$mode" in demo|test|build) ;; *) echo "usage: $0 [demo|test|build]" >&2; exit 2 ;; esac
 
 # Debian packages the build and the tests need.
-PKGS=(meson ninja-build pkg-config gcc libc6-dev binutils python3 libcmocka-dev clang-format)
+PKGS=(meson ninja-build pkg-config gcc libc6-dev binutils python3 libcmocka-dev clang-format
+	libtracecmd-dev
+	libtraceevent-dev libzstd-dev zlib1g-dev trace-cmd linux-perf)
 
 install_missing() {
 	local missing=() p

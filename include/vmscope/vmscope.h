@@ -33,6 +33,9 @@ enum vms_error {
 	VMS_E_GUEST_FAULT,		  /* the test VM's guest took an unexpected exception */
 	VMS_E_GUEST_EXIT,		  /* a vCPU exited for a reason the VMM cannot handle */
 	VMS_E_PARSE,			  /* a text file (procfs, debugfs, JSON) did not parse */
+	VMS_E_TRACE_FORMAT,		  /* not a trace-cmd .dat file, or an unknown version */
+	VMS_E_TRACE_CORRUPT,		  /* a trace file is damaged or truncated */
+	VMS_E_TRACE_UNSUPPORTED,	  /* a valid trace using a feature vmscope lacks */
 	VMS_E_LAST
 };
 

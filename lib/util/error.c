@@ -19,6 +19,9 @@ static const char *const vms_error_text[] = {
 	[VMS_E_GUEST_FAULT - VMS_E_FIRST] = "the test VM's guest took an unexpected exception",
 	[VMS_E_GUEST_EXIT - VMS_E_FIRST] = "a vCPU exited for a reason the VMM cannot handle",
 	[VMS_E_PARSE - VMS_E_FIRST] = "a text file did not have the expected format",
+	[VMS_E_TRACE_FORMAT - VMS_E_FIRST] = "not a trace-cmd trace file (or an unknown version)",
+	[VMS_E_TRACE_CORRUPT - VMS_E_FIRST] = "the trace file is damaged or truncated",
+	[VMS_E_TRACE_UNSUPPORTED - VMS_E_FIRST] = "the trace file uses a feature vmscope lacks",
 };
 
 const char *vms_strerror(int err)

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Reading traces: trace-cmd .dat files (versions 6 and 7, uncompressed or compressed with
+ * zstd or zlib) as one time-ordered stream of records across CPUs.
+ *
+ * The reader streams: it reads (and decompresses) a bounded window of each CPU's data at
+ * a time, walks ring-buffer pages with libtraceevent's kbuffer and merges the CPUs by
+ * timestamp, so memory stays bounded whatever the trace length. Event formats are parsed
+ * once with libtraceevent; analyses look up the offsets of the fields they need once, before
+ * the first record, and then read fields straight from the record bytes.
+ *
+ * Records are borrowed views, valid until the next call to vms_trace_next(). Lost events
+ * (ring-buffer overruns) come as records of type VMS_RECORD_LOST, so every analysis can say
+ * how much of its window it did not see. A damaged file ends the stream with an error that
+ * names the file and the offset; the records before the damage have been delivered.
+ */
+#ifndef VMSCOPE_TRACE_H
+#define VMSCOPE_TRACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "vmscope/vmscope.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The type of a lost-events record (event ids of the kernel are below 65535). */
+#define VMS_RECORD_LOST 0xffffu
+
+struct vms_record {
+	uint64_t ts;	     /* trace clock (ns for the local, global and mono clocks) */
+	const uint8_t *data; /* raw event: common fields first; NULL for LOST */
+	uint32_t size;	     /* bytes at data */
+	uint32_t type;	     /* event id (common_type), or VMS_RECORD_LOST */
+	int32_t cpu;
+	int32_t pid; /* common_pid (-1 for LOST) */
+	/* VMS_RECORD_LOST only: the window in which events of this CPU were lost, from the
+	 * last record seen on it (or 0) to this record's ts, and how many (0: unknown). */
+	uint64_t lost_from_ts;
+	uint64_t lost_count;
+};
+
+/* Where a field lies in the records of one event. */
+struct vms_field {
+	uint32_t offset;
+	uint32_t size; /* 1, 2, 4, 8 for numbers; other sizes for arrays */
+	bool is_signed;
+	bool valid; /* false when the event has no such field */
+};
+
+/**
+ * vms_field_u64() - the value of a numeric field of @rec (sign-extended when signed)
+ * Returns 0 for an invalid field or one outside the record.
+ */
+static inline uint64_t vms_field_u64(const struct vms_field *f, const struct vms_record *rec)
+{
+	uint64_t v = 0;
+
+	if (!f->valid || f->offset + f->size > rec->size)
+		return 0;
+	switch (f->size) {
+	case 1: {
+		uint8_t x;
+
+		memcpy(&x, rec->data + f->offset, 1);
+		return f->is_signed ? (uint64_t)(int64_t)(int8_t)x : x;
+	}
+	case 2: {
+		uint16_t x;
+
+		memcpy(&x, rec->data + f->offset, 2);
+		return f->is_signed ? (uint64_t)(int64_t)(int16_t)x : x;
+	}
+	case 4: {
+		uint32_t x;
+
+		memcpy(&x, rec->data + f->offset, 4);
+		return f->is_signed ? (uint64_t)(int64_t)(int32_t)x : x;
+	}
+	case 8:
+		memcpy(&v, rec->data + f->offset, 8);
+		return v;
+	default:
+		return 0;
+	}
+}
+
+/** vms_field_str() - a char[] field (NUL-terminated within its size) as a string view. */
+static inline size_t vms_field_str(const struct vms_field *f, const struct vms_record *rec,
+				   const char **s)
+{
+	if (!f->valid || f->offset + f->size > rec->size) {
+		*s = "";
+		return 0;
+	}
+	*s = (const char *)rec->data + f->offset;
+	return strnlen(*s, f->size);
+}
+
+struct vms_trace;
+
+struct vms_trace_opts {
+	size_t sz;	     /* sizeof(struct vms_trace_opts) */
+	const char *buffer;  /* which instance buffer to read: NULL = the first one with
+			      * data (trace-cmd -B writes the top buffer empty) */
+	size_t window_pages; /* pages read per CPU at a time (uncompressed files); 0 = 256 */
+};
+
+/* What a trace file says about itself. */
+struct vms_trace_info {
+	int version; /* 6 or 7 */
+	unsigned int page_size;
+	unsigned int long_size;
+	unsigned int ncpus;	 /* CPUs with data in the buffer being read */
+	const char *compression; /* "none", "zstd", "zlib" */
+	const char *buffer;	 /* the instance buffer being read ("" = top) */
+	const char *clock;	 /* trace clock of that buffer ("local", "x86-tsc", ...) */
+	const char *uname;	 /* UNAME option, or "" */
+	uint64_t file_size;
+	uint64_t data_bytes; /* ring-buffer bytes of the buffer, uncompressed */
+};
+
+/**
+ * vms_trace_open() - open a trace-cmd .dat file
+ * @path: the file
+ * @opts: NULL for the defaults
+ * @out: receives the reader; close it with vms_trace_close()
+ *
+ * Parses the headers and event formats; the data is read as records are asked for.
+ * Return: 0, or a negative errno / -VMS_E_TRACE_* code; vms_trace_open_error() then says
+ * what was wrong where ("FILE: offset N: ...").
+ */
+VMS_API int vms_trace_open(const char *path, const struct vms_trace_opts *opts,
+			   struct vms_trace **out);
+
+/** vms_trace_open_error() - why the last vms_trace_open() of this thread failed ("" if not). */
+VMS_API const char *vms_trace_open_error(void);
+
+/** vms_trace_close() - free the reader; NULL is a no-op. */
+VMS_API void vms_trace_close(struct vms_trace *t);
+
+/** vms_trace_info() - what the file says about itself; owned by @t. */
+VMS_API const struct vms_trace_info *vms_trace_info(const struct vms_trace *t);
+
+/**
+ * vms_trace_event_id() - the id of event @system:@name in this trace
+ * Return: the id (>= 0), or -ENOENT when the file has no such event format.
+ */
+VMS_API int vms_trace_event_id(const struct vms_trace *t, const char *system, const char *name);
+
+/**
+ * vms_trace_field() - where field @field of event @id lies (offset, size, sign)
+ * Return: 0, or -ENOENT (f->valid is then false).
+ */
+VMS_API int vms_trace_field(const struct vms_trace *t, int id, const char *field,
+			    struct vms_field *f);
+
+/**
+ * vms_trace_next() - the next record in time order across CPUs
+ * @rec: receives a borrowed view, valid until the next call
+ * Return: 1 with a record, 0 at the end, or a negative error (-VMS_E_TRACE_CORRUPT,
+ * -EIO, ...) with vms_trace_error() saying where; the stream ends there.
+ */
+VMS_API int vms_trace_next(struct vms_trace *t, struct vms_record *rec);
+
+/** vms_trace_error() - the error that ended the stream ("" if none); owned by @t. */
+VMS_API const char *vms_trace_error(const struct vms_trace *t);
+
+/** vms_trace_comm() - the command name of @pid from the file's saved cmdlines, or NULL. */
+VMS_API const char *vms_trace_comm(const struct vms_trace *t, int pid);
+
+/**
+ * vms_trace_meta() - value of @key in the file's vmscope metadata option ("vendor",
+ * "kvm", ...), or NULL when the file has none (trace-cmd's own files).
+ */
+VMS_API const char *vms_trace_meta(const struct vms_trace *t, const char *key);
+
+/**
+ * vms_trace_events_read() - records delivered so far (LOST records not counted), and
+ * vms_trace_lost() - events reported lost so far (counted ones; windows of unknown size
+ * add 0), and vms_trace_lost_windows() - how many LOST records were delivered.
+ */
+VMS_API uint64_t vms_trace_events_read(const struct vms_trace *t);
+VMS_API uint64_t vms_trace_lost(const struct vms_trace *t);
+VMS_API uint64_t vms_trace_lost_windows(const struct vms_trace *t);
+
+/** vms_trace_tep() - the libtraceevent handle with this trace's formats (for printing). */
+struct tep_handle;
+VMS_API struct tep_handle *vms_trace_tep(const struct vms_trace *t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VMSCOPE_TRACE_H */

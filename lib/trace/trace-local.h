@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Private state of the .dat reader, shared by dat-file.c (headers, options, sections,
+ * event formats) and dat-stream.c (per-CPU data, ring-buffer pages, merging CPUs).
+ */
+#ifndef VMS_TRACE_LOCAL_H
+#define VMS_TRACE_LOCAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmscope-local.h"
+#include "vmscope/trace.h"
+
+struct kbuffer;
+struct tep_handle;
+
+enum vms_compression { VMS_COMP_NONE, VMS_COMP_ZSTD, VMS_COMP_ZLIB };
+
+/* One CPU's ring-buffer data in the file, read a window (or a chunk) at a time. */
+struct vms_cpu_stream {
+	int cpu;
+	uint64_t file_off;     /* where its data starts in the file */
+	uint64_t file_size;    /* bytes in the file (compressed size for chunked data) */
+	uint64_t consumed;     /* file bytes consumed so far */
+	uint32_t chunks_left;  /* compressed data: chunks not read yet */
+	uint8_t *buf;	       /* pages read (decompressed), plus slack */
+	size_t cap, len, pos;  /* capacity, valid bytes, offset of the next page */
+	uint64_t buf_file_off; /* file offset of buf[0] (uncompressed data) */
+	uint8_t *cbuf;	       /* one compressed chunk */
+	size_t ccap;
+	struct kbuffer *kbuf;
+	const uint8_t *page_end;
+	/* the current record */
+	void *rec;
+	unsigned long long rec_ts;
+	int rec_size;
+	bool done;
+	uint64_t last_ts;
+	bool lost_pending; /* a page with the missed-events flag was loaded */
+	uint64_t lost_count;
+};
+
+struct vms_trace {
+	int fd;
+	char *path;
+	struct vms_trace_info info;
+	char clock[64];
+	char buffer[128];
+	char compression[40];
+	char uname[256];
+	enum vms_compression comp;
+	void *zstd_dctx;
+	struct tep_handle *tep;
+	char *meta; /* vmscope metadata option text, or NULL */
+	struct vms_cpu_stream *cpus;
+	unsigned int ncpus;
+	unsigned int *heap; /* indexes of CPUs with a current record, min-heap on ts */
+	unsigned int heap_len;
+	bool started;
+	bool advance_pending; /* the CPU at the heap's top has handed out its record */
+	int deferred_err;     /* first streaming error, returned once the stream ends */
+	size_t window_pages;
+	uint64_t events, lost, lost_windows;
+	char err[512];
+};
+
+/* Record the first error of a trace; returns @code. */
+__attribute__((format(printf, 3, 4))) int vms_trace_fail(struct vms_trace *t, int code,
+							 const char *fmt, ...);
+
+int vms_dat_parse(struct vms_trace *t, const struct vms_trace_opts *opts);
+int vms_dat_stream_init(struct vms_trace *t);
+void vms_dat_stream_free(struct vms_trace *t);
+
+/* Decompress @in (@in_len) into @out, which must receive exactly @out_len bytes. */
+int vms_decompress(struct vms_trace *t, const void *in, size_t in_len, void *out, size_t out_len);
+
+#endif /* VMS_TRACE_LOCAL_H */
