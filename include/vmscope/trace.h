@@ -38,9 +38,11 @@ struct vms_record {
 	uint32_t type;	     /* event id (common_type), or VMS_RECORD_LOST */
 	int32_t cpu;
 	int32_t pid; /* common_pid (-1 for LOST) */
-	/* VMS_RECORD_LOST only: the window in which events of this CPU were lost, from the
-	 * last record seen on it (or 0) to this record's ts, and how many (0: unknown). */
-	uint64_t lost_from_ts;
+	/* VMS_RECORD_LOST only: events of this CPU were lost between ts (its last record
+	 * before the gap, or 0) and lost_to_ts (its first record after), lost_count of them
+	 * (0: unknown). The LOST record comes in time order at the start of the gap, before
+	 * any record of another CPU that is later than that. */
+	uint64_t lost_to_ts;
 	uint64_t lost_count;
 };
 

@@ -195,11 +195,18 @@ static int cpu_advance(struct vms_trace *t, struct vms_cpu_stream *c)
 
 /* ---- the heap of CPUs, keyed by their current record's timestamp ---- */
 
+/* A CPU with a pending LOST record sorts at the start of its gap. */
+static inline uint64_t key_ts(const struct vms_cpu_stream *c)
+{
+	return c->lost_pending ? c->last_ts : c->rec_ts;
+}
+
 static bool heap_less(const struct vms_trace *t, unsigned int a, unsigned int b)
 {
 	const struct vms_cpu_stream *x = &t->cpus[a], *y = &t->cpus[b];
+	uint64_t kx = key_ts(x), ky = key_ts(y);
 
-	return x->rec_ts < y->rec_ts || (x->rec_ts == y->rec_ts && x->cpu < y->cpu);
+	return kx < ky || (kx == ky && x->cpu < y->cpu);
 }
 
 static void heap_down(struct vms_trace *t, unsigned int i)
@@ -321,10 +328,12 @@ int vms_trace_next(struct vms_trace *t, struct vms_record *rec)
 		c->lost_pending = false;
 		rec->type = VMS_RECORD_LOST;
 		rec->pid = -1;
-		rec->lost_from_ts = c->last_ts;
+		rec->ts = c->last_ts;
+		rec->lost_to_ts = c->rec_ts;
 		rec->lost_count = c->lost_count;
 		t->lost += c->lost_count;
 		t->lost_windows++;
+		heap_down(t, 0); /* its record now sorts by its own time */
 		return 1;
 	}
 	rec->data = c->rec;

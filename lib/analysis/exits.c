@@ -1,0 +1,636 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The exit analysis (see vmscope/exits.h for the event definitions, which follow perf kvm
+ * stat's). State per vCPU thread: whether a kvm_entry named it, the begin timestamp and
+ * key of the exit in progress, the CPU it was last seen on. Results per (thread, key) row:
+ * count, total, min, max, Welford mean and M2, and a log-linear histogram. Threads and rows
+ * are found through open-addressing hash tables; a record allocates only when it brings a
+ * new thread, key or histogram octave.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmscope-local.h"
+#include "vmscope/exits.h"
+
+#define NO_ROW UINT32_MAX
+
+struct thread {
+	int tid; /* 0: empty slot */
+	int vcpu;
+	int cpu;	   /* CPU of its last record */
+	bool known;	   /* a kvm_entry named it */
+	uint64_t start_ts; /* 0: no begin caught */
+	uint32_t row;	   /* the row of the begin's key, NO_ROW when the key is not known yet */
+};
+
+struct row_slot {
+	uint32_t row; /* index + 1; 0: empty */
+};
+
+struct exits {
+	struct vms_exits_opts opts;
+	struct vms_trace *trace;
+	/* fields */
+	struct vms_field entry_vcpu, exit_reason, exit_isa, mmio_type, mmio_gpa, pio_port, pio_rw,
+		msr_ecx, msr_write, ue_reason;
+	int id_entry, id_exit, id_mmio, id_pio, id_msr, id_ue;
+	/* threads */
+	struct thread *th;
+	size_t th_cap, th_n;
+	/* rows */
+	struct vms_exits_row *rows;
+	size_t nrows, rows_cap;
+	struct row_slot *slots;
+	size_t slots_cap;
+	struct vms_exits_summary sum;
+	int err; /* -ENOMEM met while recording: results are incomplete */
+};
+
+/* ---- threads ---- */
+
+static size_t hash_u64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return (size_t)x;
+}
+
+static struct thread *thread_find(struct exits *e, int tid)
+{
+	if (!e->th_cap)
+		return NULL;
+	for (size_t i = hash_u64((uint64_t)tid) & (e->th_cap - 1);; i = (i + 1) & (e->th_cap - 1)) {
+		if (e->th[i].tid == tid)
+			return &e->th[i];
+		if (!e->th[i].tid)
+			return NULL;
+	}
+}
+
+static struct thread *thread_add(struct exits *e, int tid)
+{
+	struct thread *t;
+
+	if ((e->th_n + 1) * 2 > e->th_cap) {
+		size_t ncap = e->th_cap ? e->th_cap * 2 : 64;
+		struct thread *old = e->th, *nt = calloc(ncap, sizeof(*nt));
+		size_t ocap = e->th_cap;
+
+		if (!nt)
+			return NULL;
+		e->th = nt;
+		e->th_cap = ncap;
+		for (size_t i = 0; i < ocap; i++) {
+			if (!old[i].tid)
+				continue;
+			for (size_t j = hash_u64((uint64_t)old[i].tid) & (ncap - 1);;
+			     j = (j + 1) & (ncap - 1)) {
+				if (!nt[j].tid) {
+					nt[j] = old[i];
+					break;
+				}
+			}
+		}
+		free(old);
+	}
+	for (size_t i = hash_u64((uint64_t)tid) & (e->th_cap - 1);; i = (i + 1) & (e->th_cap - 1)) {
+		if (!e->th[i].tid) {
+			t = &e->th[i];
+			t->tid = tid;
+			t->vcpu = -1;
+			t->cpu = -1;
+			t->row = NO_ROW;
+			e->th_n++;
+			e->sum.threads++;
+			return t;
+		}
+	}
+}
+
+/* ---- rows ---- */
+
+static size_t row_hash(int tid, uint32_t isa, uint64_t key, uint32_t info)
+{
+	return hash_u64(key * 31 + ((uint64_t)(uint32_t)tid << 20) + ((uint64_t)isa << 8) + info);
+}
+
+static uint32_t row_get(struct exits *e, int tid, int vcpu, uint32_t isa, uint64_t key,
+			uint32_t info)
+{
+	struct vms_exits_row *r;
+	size_t i;
+
+	if (e->slots_cap) {
+		for (i = row_hash(tid, isa, key, info) & (e->slots_cap - 1);;
+		     i = (i + 1) & (e->slots_cap - 1)) {
+			uint32_t k = e->slots[i].row;
+
+			if (!k)
+				break;
+			r = &e->rows[k - 1];
+			if (r->tid == tid && r->key == key && r->info == info && r->isa == isa)
+				return k - 1;
+		}
+	}
+	/* A new row: grow the array and, at half load, the slot table. */
+	if (e->nrows == e->rows_cap) {
+		size_t ncap = e->rows_cap ? e->rows_cap * 2 : 64;
+		struct vms_exits_row *nr = realloc(e->rows, ncap * sizeof(*nr));
+
+		if (!nr)
+			return NO_ROW;
+		e->rows = nr;
+		e->rows_cap = ncap;
+	}
+	if ((e->nrows + 1) * 2 > e->slots_cap) {
+		size_t ncap = e->slots_cap ? e->slots_cap * 2 : 128;
+		struct row_slot *ns = calloc(ncap, sizeof(*ns));
+
+		if (!ns)
+			return NO_ROW;
+		free(e->slots);
+		e->slots = ns;
+		e->slots_cap = ncap;
+		for (size_t k = 0; k < e->nrows; k++) {
+			const struct vms_exits_row *o = &e->rows[k];
+
+			for (i = row_hash(o->tid, o->isa, o->key, o->info) & (ncap - 1); ns[i].row;
+			     i = (i + 1) & (ncap - 1))
+				;
+			ns[i].row = (uint32_t)k + 1;
+		}
+	}
+	r = &e->rows[e->nrows];
+	memset(r, 0, sizeof(*r));
+	r->tid = tid;
+	r->vcpu = vcpu;
+	r->vm = -1;
+	r->isa = isa;
+	r->key = key;
+	r->info = info;
+	for (i = row_hash(tid, isa, key, info) & (e->slots_cap - 1); e->slots[i].row;
+	     i = (i + 1) & (e->slots_cap - 1))
+		;
+	e->slots[i].row = (uint32_t)e->nrows + 1;
+	return (uint32_t)e->nrows++;
+}
+
+static void row_sample(struct exits *e, struct vms_exits_row *r, uint64_t ns)
+{
+	double delta;
+
+	r->count++;
+	r->total_ns += ns;
+	if (r->count == 1 || ns < r->min_ns)
+		r->min_ns = ns;
+	if (ns > r->max_ns)
+		r->max_ns = ns;
+	delta = (double)ns - r->mean_ns;
+	r->mean_ns += delta / (double)r->count;
+	r->m2 += delta * ((double)ns - r->mean_ns);
+	if (vms_hist_add(&r->hist, ns) && !e->err)
+		e->err = -ENOMEM;
+	e->sum.samples++;
+	e->sum.total_ns += ns;
+}
+
+/* Count a key event (timed or not); returns its row. */
+static uint32_t key_event(struct exits *e, struct thread *t, int tid, uint32_t isa, uint64_t key,
+			  uint32_t info)
+{
+	uint32_t row = row_get(e, tid, t ? t->vcpu : -1, isa, key, info);
+
+	if (row == NO_ROW) {
+		e->err = -ENOMEM;
+		return NO_ROW;
+	}
+	e->rows[row].events++;
+	e->sum.events++;
+	return row;
+}
+
+/* ---- the begin / end logic, as perf kvm stat's handle_begin_event/handle_end_event ---- */
+
+static bool vcpu_wanted(const struct exits *e, const struct thread *t)
+{
+	return e->opts.vcpu < 0 || (t && t->vcpu == e->opts.vcpu);
+}
+
+static void begin(struct exits *e, struct thread *t, uint64_t ts, uint32_t row)
+{
+	if (t->start_ts)
+		e->sum.unfinished++;
+	t->start_ts = ts;
+	t->row = row;
+	e->sum.begins++;
+}
+
+static void end(struct exits *e, struct thread *t, uint64_t ts, uint32_t row)
+{
+	if (!t->start_ts)
+		return; /* the begin was not caught */
+	if (t->row == NO_ROW && row == NO_ROW)
+		return; /* neither begin nor end knew the key (perf keeps the begin, so do we) */
+	if (t->row == NO_ROW)
+		t->row = row;
+	if (ts >= t->start_ts)
+		row_sample(e, &e->rows[t->row], ts - t->start_ts);
+	t->start_ts = 0;
+	t->row = NO_ROW;
+}
+
+/* The thread of @rec; NULL when no kvm_entry has named it yet (or it is filtered out). */
+static struct thread *thread_of(struct exits *e, const struct vms_record *rec)
+{
+	struct thread *t = thread_find(e, rec->pid);
+
+	if (t)
+		t->cpu = rec->cpu;
+	return t && t->known && vcpu_wanted(e, t) ? t : NULL;
+}
+
+static void on_kvm_entry(void *priv, const struct vms_record *rec)
+{
+	struct exits *e = priv;
+	struct thread *t = thread_find(e, rec->pid);
+
+	e->sum.entries++;
+	if (!t) {
+		t = thread_add(e, rec->pid);
+		if (!t) {
+			e->err = -ENOMEM;
+			return;
+		}
+	}
+	t->cpu = rec->cpu;
+	t->vcpu = (int)vms_field_u64(&e->entry_vcpu, rec);
+	t->known = true;
+	if (!vcpu_wanted(e, t))
+		return;
+	/* kvm_entry ends vmexit, mmio writes, ioport, msr and userspace exits */
+	end(e, t, rec->ts, NO_ROW);
+}
+
+static void on_kvm_exit(void *priv, const struct vms_record *rec)
+{
+	struct exits *e = priv;
+	struct thread *t = thread_of(e, rec);
+
+	if (e->opts.event == VMS_EXITS_VMEXIT) {
+		uint32_t isa = (uint32_t)vms_field_u64(&e->exit_isa, rec);
+		uint32_t row;
+
+		if (!isa)
+			isa = e->opts.isa;
+		if (!t && e->opts.vcpu >= 0)
+			return; /* another vCPU than the one asked for, or not known to be it */
+		row = key_event(e, t, rec->pid, isa, vms_field_u64(&e->exit_reason, rec), 0);
+		if (!t) {
+			e->sum.before_first_entry++;
+			return;
+		}
+		if (row != NO_ROW)
+			begin(e, t, rec->ts, row);
+	} else if (e->opts.event == VMS_EXITS_MMIO && t) {
+		begin(e, t, rec->ts, NO_ROW); /* a read's begin: the key comes with the end */
+	}
+}
+
+static void on_mmio(void *priv, const struct vms_record *rec)
+{
+	struct exits *e = priv;
+	struct thread *t = thread_of(e, rec);
+	uint32_t type = (uint32_t)vms_field_u64(&e->mmio_type, rec), row;
+
+	if (!t && e->opts.vcpu >= 0)
+		return;
+	row = key_event(e, t, rec->pid, 0, vms_field_u64(&e->mmio_gpa, rec), type);
+	if (!t || row == NO_ROW)
+		return;
+	if (type == VMS_MMIO_WRITE)
+		begin(e, t, rec->ts, row);
+	else if (type == VMS_MMIO_READ)
+		end(e, t, rec->ts, row);
+}
+
+/* ioport, msr and userspace: a key event begins, the next kvm_entry ends. */
+static void on_keyed_begin(struct exits *e, const struct vms_record *rec, uint64_t key,
+			   uint32_t info)
+{
+	struct thread *t = thread_of(e, rec);
+	uint32_t row;
+
+	if (!t && e->opts.vcpu >= 0)
+		return;
+	row = key_event(e, t, rec->pid, 0, key, info);
+	if (!t) {
+		e->sum.before_first_entry++;
+		return;
+	}
+	if (row != NO_ROW)
+		begin(e, t, rec->ts, row);
+}
+
+static void on_pio(void *priv, const struct vms_record *rec)
+{
+	struct exits *e = priv;
+
+	on_keyed_begin(e, rec, vms_field_u64(&e->pio_port, rec),
+		       (uint32_t)vms_field_u64(&e->pio_rw, rec));
+}
+
+static void on_msr(void *priv, const struct vms_record *rec)
+{
+	struct exits *e = priv;
+
+	on_keyed_begin(e, rec, vms_field_u64(&e->msr_ecx, rec),
+		       (uint32_t)vms_field_u64(&e->msr_write, rec));
+}
+
+static void on_userspace(void *priv, const struct vms_record *rec)
+{
+	struct exits *e = priv;
+
+	on_keyed_begin(e, rec, vms_field_u64(&e->ue_reason, rec), 0);
+}
+
+/* Events of a CPU were lost: an exit begun on it may have ended in the gap. */
+static void on_lost(void *priv, const struct vms_record *rec)
+{
+	struct exits *e = priv;
+
+	for (size_t i = 0; i < e->th_cap; i++) {
+		struct thread *t = &e->th[i];
+
+		if (t->tid && t->cpu == rec->cpu && t->start_ts) {
+			t->start_ts = 0;
+			t->row = NO_ROW;
+			e->sum.dropped_lost++;
+		}
+	}
+}
+
+static int sub(struct vms_session *s, struct exits *e, int id, vms_handler_fn fn)
+{
+	return id < 0 ? 0 : vms_session_subscribe(s, id, fn, e);
+}
+
+static int exits_init(void *priv, struct vms_session *s, const void *opts)
+{
+	struct exits *e = priv;
+	struct vms_trace *t = vms_session_trace(s);
+	int ret;
+
+	e->trace = t;
+	e->opts = (struct vms_exits_opts){ sizeof(e->opts), VMS_EXITS_VMEXIT, -1, VMS_X86_UNKNOWN };
+	if (opts)
+		e->opts = *(const struct vms_exits_opts *)opts;
+	e->sum.event = e->opts.event;
+	e->id_entry = vms_trace_event_id(t, "kvm", "kvm_entry");
+	e->id_exit = vms_trace_event_id(t, "kvm", "kvm_exit");
+	e->id_mmio = vms_trace_event_id(t, "kvm", "kvm_mmio");
+	e->id_pio = vms_trace_event_id(t, "kvm", "kvm_pio");
+	e->id_msr = vms_trace_event_id(t, "kvm", "kvm_msr");
+	e->id_ue = vms_trace_event_id(t, "kvm", "kvm_userspace_exit");
+	e->sum.has_entry_format = e->id_entry >= 0;
+	vms_trace_field(t, e->id_entry, "vcpu_id", &e->entry_vcpu);
+	vms_trace_field(t, e->id_exit, "exit_reason", &e->exit_reason);
+	vms_trace_field(t, e->id_exit, "isa", &e->exit_isa);
+	vms_trace_field(t, e->id_mmio, "type", &e->mmio_type);
+	vms_trace_field(t, e->id_mmio, "gpa", &e->mmio_gpa);
+	vms_trace_field(t, e->id_pio, "port", &e->pio_port);
+	vms_trace_field(t, e->id_pio, "rw", &e->pio_rw);
+	vms_trace_field(t, e->id_msr, "ecx", &e->msr_ecx);
+	vms_trace_field(t, e->id_msr, "write", &e->msr_write);
+	vms_trace_field(t, e->id_ue, "reason", &e->ue_reason);
+	if ((ret = sub(s, e, e->id_entry, on_kvm_entry)) ||
+	    (ret = vms_session_subscribe(s, (int)VMS_RECORD_LOST, on_lost, e)))
+		return ret;
+	switch (e->opts.event) {
+	case VMS_EXITS_VMEXIT:
+		return sub(s, e, e->id_exit, on_kvm_exit);
+	case VMS_EXITS_MMIO:
+		if ((ret = sub(s, e, e->id_exit, on_kvm_exit)))
+			return ret;
+		return sub(s, e, e->id_mmio, on_mmio);
+	case VMS_EXITS_IOPORT:
+		return sub(s, e, e->id_pio, on_pio);
+	case VMS_EXITS_MSR:
+		return sub(s, e, e->id_msr, on_msr);
+	case VMS_EXITS_USERSPACE:
+		return sub(s, e, e->id_ue, on_userspace);
+	}
+	return -EINVAL;
+}
+
+static void exits_finish(void *priv, struct vms_session *s)
+{
+	struct exits *e = priv;
+
+	for (size_t i = 0; i < e->th_cap; i++)
+		if (e->th[i].tid && e->th[i].start_ts)
+			e->sum.unfinished++;
+	e->sum.lost_events = vms_trace_lost(vms_session_trace(s));
+	e->sum.lost_windows = vms_trace_lost_windows(vms_session_trace(s));
+	/* vCPU indexes learned after a thread's first rows; where no kvm_entry named the
+	 * thread, its name in the trace's saved cmdlines may ("CPU 3/KVM", as QEMU names
+	 * them). */
+	for (size_t i = 0; i < e->nrows; i++) {
+		struct thread *t = thread_find(e, e->rows[i].tid);
+		const char *comm;
+		unsigned int idx;
+		char tail[8];
+
+		if (t && t->vcpu >= 0) {
+			e->rows[i].vcpu = t->vcpu;
+		} else if ((comm = vms_trace_comm(e->trace, e->rows[i].tid)) &&
+			   sscanf(comm, "CPU %u/%7s", &idx, tail) == 2 && !strcmp(tail, "KVM")) {
+			e->rows[i].vcpu = (int)idx;
+		}
+	}
+}
+
+static void exits_free(void *priv)
+{
+	struct exits *e = priv;
+
+	for (size_t i = 0; i < e->nrows; i++)
+		vms_hist_free(&e->rows[i].hist);
+	free(e->rows);
+	free(e->slots);
+	free(e->th);
+}
+
+const struct vms_analysis_ops vms_exits_ops = {
+	.name = "exits",
+	.priv_size = sizeof(struct exits),
+	.init = exits_init,
+	.finish = exits_finish,
+	.free = exits_free,
+};
+
+/* ---- results ---- */
+
+void vms_exits_summary(const void *priv, struct vms_exits_summary *out)
+{
+	*out = ((const struct exits *)priv)->sum;
+}
+
+const struct vms_exits_row *vms_exits_rows(const void *priv, size_t *n)
+{
+	const struct exits *e = priv;
+
+	*n = e->nrows;
+	return e->rows;
+}
+
+/* Merge @src into @dst (Chan et al.'s parallel update of mean and M2). */
+static int row_merge(struct vms_exits_row *dst, const struct vms_exits_row *src)
+{
+	uint64_t n = dst->count + src->count;
+
+	dst->events += src->events;
+	if (src->count) {
+		double delta = src->mean_ns - dst->mean_ns;
+
+		if (!dst->count || src->min_ns < dst->min_ns)
+			dst->min_ns = src->min_ns;
+		if (src->max_ns > dst->max_ns)
+			dst->max_ns = src->max_ns;
+		dst->m2 += src->m2 +
+			   delta * delta * (double)dst->count * (double)src->count / (double)n;
+		dst->mean_ns += delta * (double)src->count / (double)n;
+		dst->count = n;
+		dst->total_ns += src->total_ns;
+	}
+	return vms_hist_merge(&dst->hist, &src->hist);
+}
+
+int vms_exits_group(const void *priv, enum vms_exits_group by, int (*vm_of_tid)(int, void *),
+		    void *ctx, struct vms_exits_row **out, size_t *n)
+{
+	const struct exits *e = priv;
+	struct vms_exits_row *g = NULL;
+	size_t ng = 0;
+
+	*out = NULL;
+	*n = 0;
+	for (size_t i = 0; i < e->nrows; i++) {
+		const struct vms_exits_row *r = &e->rows[i];
+		int vm = by == VMS_EXITS_BY_VM && vm_of_tid ? vm_of_tid(r->tid, ctx) : -1;
+		size_t k;
+
+		for (k = 0; k < ng; k++) {
+			if (g[k].key == r->key && g[k].info == r->info && g[k].isa == r->isa &&
+			    (by != VMS_EXITS_BY_VCPU || g[k].tid == r->tid) &&
+			    (by != VMS_EXITS_BY_VM || g[k].vm == vm))
+				break;
+		}
+		if (k == ng) {
+			struct vms_exits_row *ngp = realloc(g, (ng + 1) * sizeof(*g));
+
+			if (!ngp) {
+				vms_exits_rows_free(g, ng);
+				return -ENOMEM;
+			}
+			g = ngp;
+			memset(&g[ng], 0, sizeof(g[ng]));
+			g[ng].tid = by == VMS_EXITS_BY_VCPU ? r->tid : -1;
+			g[ng].vcpu = by == VMS_EXITS_BY_VCPU ? r->vcpu : -1;
+			g[ng].vm = vm;
+			g[ng].isa = r->isa;
+			g[ng].key = r->key;
+			g[ng].info = r->info;
+			ng++;
+		}
+		if (row_merge(&g[k], r)) {
+			vms_exits_rows_free(g, ng);
+			return -ENOMEM;
+		}
+	}
+	*out = g;
+	*n = ng;
+	return 0;
+}
+
+void vms_exits_rows_free(struct vms_exits_row *rows, size_t n)
+{
+	for (size_t i = 0; rows && i < n; i++)
+		vms_hist_free(&rows[i].hist);
+	free(rows);
+}
+
+const char *vms_exits_key_name(const void *priv, const struct vms_exits_row *r, char *buf,
+			       size_t len)
+{
+	const struct exits *e = priv;
+	const char *name;
+
+	switch (e->opts.event) {
+	case VMS_EXITS_VMEXIT:
+		name = vms_x86_exit_reason_name((enum vms_x86_isa)r->isa, (uint32_t)r->key);
+		if (name && (r->isa != VMS_X86_VMX || !(r->key & ~0xffffULL)))
+			snprintf(buf, len, "%s", name);
+		else if (name)
+			snprintf(buf, len, "%s|%#llx", name,
+				 (unsigned long long)(r->key & ~0xffffULL));
+		else
+			snprintf(buf, len, "%llu", (unsigned long long)r->key);
+		break;
+	case VMS_EXITS_MMIO:
+		snprintf(buf, len, "%#llx:%s", (unsigned long long)r->key,
+			 r->info == VMS_MMIO_WRITE ? "W" : "R");
+		break;
+	case VMS_EXITS_IOPORT:
+		snprintf(buf, len, "%#llx:%s", (unsigned long long)r->key,
+			 r->info ? "POUT" : "PIN");
+		break;
+	case VMS_EXITS_MSR:
+		snprintf(buf, len, "%#llx:%s", (unsigned long long)r->key, r->info ? "W" : "R");
+		break;
+	case VMS_EXITS_USERSPACE:
+		name = vms_kvm_exit_name((uint32_t)r->key);
+		if (name)
+			snprintf(buf, len, "%s", name);
+		else
+			snprintf(buf, len, "%llu", (unsigned long long)r->key);
+		break;
+	}
+	return buf;
+}
+
+static const char *const event_names[] = { "vmexit", "mmio", "ioport", "msr", "userspace" };
+
+const char *vms_exits_event_name(enum vms_exits_event ev)
+{
+	return (unsigned int)ev < VMS_ARRAY_SIZE(event_names) ? event_names[ev] : "?";
+}
+
+int vms_exits_event_parse(const char *s, enum vms_exits_event *ev)
+{
+	for (size_t i = 0; i < VMS_ARRAY_SIZE(event_names); i++) {
+		if (!strcmp(s, event_names[i])) {
+			*ev = (enum vms_exits_event)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+double vms_exits_row_stddev(const struct vms_exits_row *r)
+{
+	return r->count > 1 ? sqrt(r->m2 / (double)(r->count - 1)) : 0.0;
+}
+
+double vms_exits_row_sem_pct(const struct vms_exits_row *r)
+{
+	if (r->count < 2 || r->mean_ns <= 0)
+		return 0.0;
+	return 100.0 * sqrt(r->m2 / (double)(r->count - 1) / (double)r->count) / r->mean_ns;
+}

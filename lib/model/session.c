@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The session: one trace, its analyses, and the dispatcher between them. Subscriptions are
+ * kept in a table indexed by event id, so dispatching a record is one bounds check and a
+ * short loop over its handlers; records of types nobody subscribed to cost nothing more.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmscope-local.h"
+#include "vmscope/analysis.h"
+
+struct handler {
+	vms_handler_fn fn;
+	void *priv;
+};
+
+struct sub_list {
+	struct handler *h;
+	unsigned int n;
+};
+
+struct analysis {
+	const struct vms_analysis_ops *ops;
+	void *priv;
+};
+
+struct vms_session {
+	struct vms_trace *trace;
+	struct sub_list *subs; /* indexed by event id, VMS_RECORD_LOST included */
+	unsigned int nsubs;
+	struct analysis *an;
+	unsigned int nan;
+	uint64_t first_ts, last_ts;
+};
+
+int vms_session_new(struct vms_trace *t, struct vms_session **out)
+{
+	struct vms_session *s = calloc(1, sizeof(*s));
+
+	*out = NULL;
+	if (!s)
+		return -ENOMEM;
+	s->trace = t;
+	*out = s;
+	return 0;
+}
+
+void vms_session_free(struct vms_session *s)
+{
+	if (!s)
+		return;
+	for (unsigned int i = 0; i < s->nan; i++) {
+		if (s->an[i].ops->free)
+			s->an[i].ops->free(s->an[i].priv);
+		free(s->an[i].priv);
+	}
+	for (unsigned int i = 0; i < s->nsubs; i++)
+		free(s->subs[i].h);
+	free(s->subs);
+	free(s->an);
+	free(s);
+}
+
+int vms_session_add(struct vms_session *s, const struct vms_analysis_ops *ops, const void *opts,
+		    void **priv)
+{
+	struct analysis *na;
+	void *p;
+	int ret;
+
+	p = calloc(1, ops->priv_size ? ops->priv_size : 1);
+	if (!p)
+		return -ENOMEM;
+	na = realloc(s->an, (s->nan + 1) * sizeof(*na));
+	if (!na) {
+		free(p);
+		return -ENOMEM;
+	}
+	s->an = na;
+	s->an[s->nan++] = (struct analysis){ ops, p };
+	ret = ops->init ? ops->init(p, s, opts) : 0;
+	if (ret)
+		return ret; /* freed with the session */
+	if (priv)
+		*priv = p;
+	return 0;
+}
+
+int vms_session_subscribe(struct vms_session *s, int id, vms_handler_fn fn, void *priv)
+{
+	struct sub_list *l;
+	struct handler *nh;
+
+	if (id < 0 || id > (int)VMS_RECORD_LOST || !fn)
+		return -EINVAL;
+	if ((unsigned int)id >= s->nsubs) {
+		unsigned int n = (unsigned int)id + 1;
+		struct sub_list *ns = realloc(s->subs, n * sizeof(*ns));
+
+		if (!ns)
+			return -ENOMEM;
+		memset(ns + s->nsubs, 0, (n - s->nsubs) * sizeof(*ns));
+		s->subs = ns;
+		s->nsubs = n;
+	}
+	l = &s->subs[id];
+	nh = realloc(l->h, (l->n + 1) * sizeof(*nh));
+	if (!nh)
+		return -ENOMEM;
+	l->h = nh;
+	l->h[l->n++] = (struct handler){ fn, priv };
+	return 0;
+}
+
+int vms_session_run(struct vms_session *s, void (*progress)(uint64_t, void *), void *ctx)
+{
+	struct vms_record rec;
+	uint64_t n = 0;
+	int ret;
+
+	while ((ret = vms_trace_next(s->trace, &rec)) == 1) {
+		if (rec.type < s->nsubs) {
+			const struct sub_list *l = &s->subs[rec.type];
+
+			for (unsigned int i = 0; i < l->n; i++)
+				l->h[i].fn(l->h[i].priv, &rec);
+		}
+		if (!s->first_ts)
+			s->first_ts = rec.ts;
+		s->last_ts = rec.ts;
+		if (progress && !(++n & ((1u << 20) - 1)))
+			progress(n, ctx);
+	}
+	for (unsigned int i = 0; i < s->nan; i++)
+		if (s->an[i].ops->finish)
+			s->an[i].ops->finish(s->an[i].priv, s);
+	return ret;
+}
+
+struct vms_trace *vms_session_trace(const struct vms_session *s)
+{
+	return s->trace;
+}
+
+uint64_t vms_session_first_ts(const struct vms_session *s)
+{
+	return s->first_ts;
+}
+
+uint64_t vms_session_last_ts(const struct vms_session *s)
+{
+	return s->last_ts;
+}
