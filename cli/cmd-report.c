@@ -18,6 +18,7 @@
 #include "vmscope/exits.h"
 #include "vmscope/table.h"
 #include "vmscope/trace.h"
+#include "vmscope/vmmap.h"
 
 #define CMD "report"
 
@@ -34,7 +35,10 @@ static const char usage_text[] =
 	"\n"
 	"Options:\n"
 	"  -e, --event EVENT        exits: vmexit, mmio, ioport, msr or userspace [vmexit]\n"
+	"      --vm NAME|PID        only this VM (the file must name its VMs: vmscope record\n"
+	"                           writes them, trace-cmd writes guests)\n"
 	"      --vcpu N             only vCPU N\n"
+	"      --per-vm             one row per VM and key\n"
 	"      --per-vcpu           one row per vCPU thread and key\n"
 	"  -s, --sort KEY           samples, events, time, avg, min, max, p99 or name\n"
 	"                           [samples]\n"
@@ -62,9 +66,9 @@ static const char *const sort_names[] = { "samples", "events", "time", "avg",
 					  "min",     "max",    "p99",  "name" };
 
 struct report_args {
-	const char *analysis, *file, *buffer;
+	const char *analysis, *file, *buffer, *vm;
 	struct vms_exits_opts exits;
-	bool per_vcpu, quiet, verbose;
+	bool per_vcpu, per_vm, quiet, verbose;
 	enum sort_key sort;
 	enum cli_format format;
 };
@@ -75,6 +79,8 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 		{ "event", required_argument, NULL, 'e' },
 		{ "vcpu", required_argument, NULL, 'V' },
 		{ "per-vcpu", no_argument, NULL, 'P' },
+		{ "per-vm", no_argument, NULL, 'M' },
+		{ "vm", required_argument, NULL, 'm' },
 		{ "sort", required_argument, NULL, 's' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "buffer", required_argument, NULL, 'b' },
@@ -108,6 +114,12 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 			break;
 		case 'P':
 			a->per_vcpu = true;
+			break;
+		case 'M':
+			a->per_vm = true;
+			break;
+		case 'm':
+			a->vm = optarg;
 			break;
 		case 's': {
 			size_t i;
@@ -156,7 +168,14 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 	a->file = argv[optind++];
 	if (optind < argc)
 		return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+	if (a->per_vm && a->per_vcpu)
+		return cli_usage_error(CMD, "--per-vm and --per-vcpu exclude each other");
 	return 0;
+}
+
+static int vm_of_tid(int tid, void *ctx)
+{
+	return vms_vmmap_vm_of_tid(ctx, tid);
 }
 
 /* ---- sorting rows ---- */
@@ -224,7 +243,8 @@ static const char *event_title(enum vms_exits_event e)
 
 static struct vms_table *build_table(const struct report_args *a, const void *priv,
 				     struct vms_exits_row *rows, size_t n,
-				     const struct vms_exits_summary *sum)
+				     const struct vms_exits_summary *sum,
+				     const struct vms_vmmap *map)
 {
 	struct vms_table *t = vms_table_new();
 	bool timed = sum->samples > 0;
@@ -234,7 +254,11 @@ static struct vms_table *build_table(const struct report_args *a, const void *pr
 
 	if (!t)
 		return NULL;
+	int c_vm = -1;
+
 	c_name = vms_table_column(t, "name", event_title(a->exits.event), VMS_COL_STR, 1, 0, NULL);
+	if (a->per_vm || a->vm || (a->per_vcpu && vms_vmmap_nvms(map)))
+		c_vm = vms_table_column(t, "vm", "VM", VMS_COL_STR, 1, 0, NULL);
 	if (a->per_vcpu) {
 		c_vcpu = vms_table_column(t, "vcpu", "vCPU", VMS_COL_I64, 1, 0, NULL);
 		c_tid = vms_table_column(t, "tid", "Thread", VMS_COL_I64, 1, 0, NULL);
@@ -268,9 +292,13 @@ static struct vms_table *build_table(const struct report_args *a, const void *pr
 		if (vms_table_row(t))
 			break;
 		vms_table_str(t, c_name, vms_exits_key_name(priv, r, name, sizeof(name)));
+		if (c_vm >= 0 && r->vm >= 0)
+			vms_table_str(t, c_vm, vms_vmmap_vm_name(map, r->vm));
 		if (a->per_vcpu) {
-			if (r->vcpu >= 0)
-				vms_table_i64(t, c_vcpu, r->vcpu);
+			int vcpu = r->vcpu >= 0 ? r->vcpu : vms_vmmap_vcpu_of_tid(map, r->tid);
+
+			if (vcpu >= 0)
+				vms_table_i64(t, c_vcpu, vcpu);
 			vms_table_i64(t, c_tid, r->tid);
 		}
 		vms_table_u64(t, c_key, r->key);
@@ -307,8 +335,8 @@ static void print_header(const struct report_args *a, struct vms_trace *tr,
 	printf("  trace: version %d, %s, buffer \"%s\", %u CPUs, clock %s, %" PRIu64 " records\n",
 	       in->version, in->compression, in->buffer, in->ncpus, in->clock,
 	       vms_trace_events_read(tr));
-	printf("  event %s, %s\n\n", vms_exits_event_name(a->exits.event),
-	       a->exits.vcpu >= 0 ? "one vCPU" : "all VMs, all vCPUs");
+	printf("  event %s, %s, %s\n\n", vms_exits_event_name(a->exits.event),
+	       a->vm ? a->vm : "all VMs", a->exits.vcpu >= 0 ? "one vCPU" : "all vCPUs");
 	(void)s;
 }
 
@@ -392,7 +420,9 @@ static int cmd_report_run(int argc, char **argv)
 	struct vms_session *s = NULL;
 	struct vms_trace *tr = NULL;
 	struct vms_table *t = NULL;
+	struct vms_vmmap *map = NULL;
 	const char *error = NULL;
+	int only_vm = -1;
 	size_t n = 0;
 	void *priv;
 	int ret, rc = 0;
@@ -408,6 +438,28 @@ static int cmd_report_run(int argc, char **argv)
 		return cli_error(CMD, "%s", vms_trace_open_error());
 	if (a.exits.isa == VMS_X86_UNKNOWN)
 		a.exits.isa = vms_x86_isa_of_vendor(vms_trace_meta(tr, "vendor"));
+	if (vms_vmmap_from_trace(tr, &map)) {
+		vms_trace_close(tr);
+		return cli_error(CMD, "out of memory");
+	}
+	if (a.vm) {
+		only_vm = vms_vmmap_find(map, a.vm);
+		if (only_vm < 0) {
+			vms_vmmap_free(map);
+			vms_trace_close(tr);
+			return cli_error(CMD, "%s names no VM \"%s\" (%s)", a.file, a.vm,
+					 vms_vmmap_nvms(map) ? "see --per-vm for the names"
+							     : "the file does not name its VMs");
+		}
+	}
+	if ((a.per_vm) && !vms_vmmap_nvms(map)) {
+		vms_trace_close(tr);
+		vms_vmmap_free(map);
+		return cli_error(CMD,
+				 "%s does not name its VMs: --per-vm needs a file from vmscope "
+				 "record (or trace-cmd with guests)",
+				 a.file);
+	}
 	if ((ret = vms_session_new(tr, &s)) ||
 	    (ret = vms_session_add(s, &vms_exits_ops, &a.exits, &priv))) {
 		vms_session_free(s);
@@ -423,13 +475,16 @@ static int cmd_report_run(int argc, char **argv)
 		rc = CLI_EXIT_FAIL;
 	}
 	vms_exits_summary(priv, &sum);
-	ret = vms_exits_group(priv, a.per_vcpu ? VMS_EXITS_BY_VCPU : VMS_EXITS_BY_KEY, NULL, NULL,
-			      &rows, &n);
+	ret = vms_exits_group(priv,
+			      a.per_vcpu ? VMS_EXITS_BY_VCPU
+			      : a.per_vm ? VMS_EXITS_BY_VM
+					 : VMS_EXITS_BY_KEY,
+			      vm_of_tid, map, only_vm, &rows, &n);
 	if (!ret) {
 		sort_priv = priv;
 		sort_by = a.sort;
 		qsort(rows, n, sizeof(*rows), row_cmp);
-		t = build_table(&a, priv, rows, n, &sum);
+		t = build_table(&a, priv, rows, n, &sum, map);
 	}
 	if (!t) {
 		rc = cli_error(CMD, "out of memory");
@@ -448,6 +503,7 @@ static int cmd_report_run(int argc, char **argv)
 	vms_table_free(t);
 	vms_exits_rows_free(rows, n);
 	vms_session_free(s);
+	vms_vmmap_free(map);
 	vms_trace_close(tr);
 	return rc;
 }

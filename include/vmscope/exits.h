@@ -94,12 +94,14 @@ enum vms_exits_group { VMS_EXITS_BY_KEY, VMS_EXITS_BY_VCPU, VMS_EXITS_BY_VM };
 
 /**
  * vms_exits_group() - rows merged by key (and by vCPU thread, or by VM)
- * @vm_of_tid: for VMS_EXITS_BY_VM, the VM (any id >= 0) of a thread, -1 unknown; or NULL
+ * @vm_of_tid: the VM (any id >= 0) of a thread, -1 unknown; or NULL (every VM unknown).
+ *             Rows get their vm from it.
+ * @only_vm: keep only the rows of threads of this VM; -1 keeps all
  * @out: receives a malloc'ed array; free it with vms_exits_rows_free()
  * Return: 0 or -ENOMEM.
  */
 VMS_API int vms_exits_group(const void *priv, enum vms_exits_group by,
-			    int (*vm_of_tid)(int tid, void *ctx), void *ctx,
+			    int (*vm_of_tid)(int tid, void *ctx), void *ctx, int only_vm,
 			    struct vms_exits_row **out, size_t *n);
 VMS_API void vms_exits_rows_free(struct vms_exits_row *rows, size_t n);
 

@@ -190,6 +190,25 @@ VMS_API uint64_t vms_trace_events_read(const struct vms_trace *t);
 VMS_API uint64_t vms_trace_lost(const struct vms_trace *t);
 VMS_API uint64_t vms_trace_lost_windows(const struct vms_trace *t);
 
+/* A VM the trace file describes (trace-cmd's GUEST option): its vCPUs' host threads. */
+struct vms_trace_guest {
+	const char *name;
+	uint64_t trace_id;
+	uint32_t nvcpus;
+	const int32_t *tids; /* host thread of vCPU i, or -1 */
+};
+
+/** vms_trace_guests() - the VMs of the file's GUEST options (owned by @t), *n of them. */
+VMS_API const struct vms_trace_guest *vms_trace_guests(const struct vms_trace *t, size_t *n);
+
+/**
+ * vms_trace_meta_next() - the values of a key that the metadata repeats ("vm", "vcpu"):
+ * pass NULL first, then the previous value; returns NULL after the last. The strings are
+ * owned by @t.
+ */
+VMS_API const char *vms_trace_meta_next(const struct vms_trace *t, const char *key,
+					const char *prev);
+
 /** vms_trace_tep() - the libtraceevent handle with this trace's formats (for printing). */
 struct tep_handle;
 VMS_API struct tep_handle *vms_trace_tep(const struct vms_trace *t);

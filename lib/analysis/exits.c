@@ -513,7 +513,7 @@ static int row_merge(struct vms_exits_row *dst, const struct vms_exits_row *src)
 }
 
 int vms_exits_group(const void *priv, enum vms_exits_group by, int (*vm_of_tid)(int, void *),
-		    void *ctx, struct vms_exits_row **out, size_t *n)
+		    void *ctx, int only_vm, struct vms_exits_row **out, size_t *n)
 {
 	const struct exits *e = priv;
 	struct vms_exits_row *g = NULL;
@@ -523,8 +523,13 @@ int vms_exits_group(const void *priv, enum vms_exits_group by, int (*vm_of_tid)(
 	*n = 0;
 	for (size_t i = 0; i < e->nrows; i++) {
 		const struct vms_exits_row *r = &e->rows[i];
-		int vm = by == VMS_EXITS_BY_VM && vm_of_tid ? vm_of_tid(r->tid, ctx) : -1;
+		int vm = vm_of_tid ? vm_of_tid(r->tid, ctx) : -1;
 		size_t k;
+
+		if (only_vm >= 0 && vm != only_vm)
+			continue;
+		if (by == VMS_EXITS_BY_KEY)
+			vm = only_vm;
 
 		for (k = 0; k < ng; k++) {
 			if (g[k].key == r->key && g[k].info == r->info && g[k].isa == r->isa &&
@@ -543,7 +548,7 @@ int vms_exits_group(const void *priv, enum vms_exits_group by, int (*vm_of_tid)(
 			memset(&g[ng], 0, sizeof(g[ng]));
 			g[ng].tid = by == VMS_EXITS_BY_VCPU ? r->tid : -1;
 			g[ng].vcpu = by == VMS_EXITS_BY_VCPU ? r->vcpu : -1;
-			g[ng].vm = vm;
+			g[ng].vm = by == VMS_EXITS_BY_KEY ? only_vm : vm;
 			g[ng].isa = r->isa;
 			g[ng].key = r->key;
 			g[ng].info = r->info;

@@ -71,6 +71,8 @@ int vms_trace_fail(struct vms_trace *t, int code, const char *fmt, ...)
 	return code;
 }
 
+static void meta_split(struct vms_trace *t);
+
 /* ---- a bounds-checked cursor over the file or a section in memory ---- */
 
 struct cur {
@@ -431,6 +433,53 @@ static int parse_buffer_v7(struct vms_trace *t, struct cur *c, uint64_t end, str
 	return read_cpu_list(t, c, b, n, true);
 }
 
+/* trace-cmd's GUEST option: name, trace id, CPU count, (vCPU id, host thread id)... */
+static int parse_guest(struct vms_trace *t, struct cur *c)
+{
+	struct vms_trace_guest *ng, *g;
+	char name[256];
+	uint32_t n, cpu, pid;
+	int32_t *tids;
+	int ret;
+
+	if ((ret = cur_str(c, name, sizeof(name), "guest name")))
+		return ret;
+	ng = realloc(t->guests, (t->nguests + 1) * sizeof(*ng));
+	if (!ng)
+		return -ENOMEM;
+	t->guests = ng;
+	g = &ng[t->nguests];
+	memset(g, 0, sizeof(*g));
+	if ((ret = cur_u64(c, &g->trace_id, "guest trace id")) ||
+	    (ret = cur_u32(c, &n, "guest vCPU count")))
+		return ret;
+	if (n > 4096)
+		return vms_trace_fail(t, -VMS_E_TRACE_CORRUPT, "guest \"%s\" with %u vCPUs", name,
+				      n);
+	g->name = strdup(name);
+	tids = malloc((n ? n : 1) * sizeof(*tids));
+	if (!g->name || !tids) {
+		free((char *)g->name);
+		free(tids);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		tids[i] = -1;
+	g->tids = tids;
+	t->nguests++;
+	for (uint32_t i = 0; i < n; i++) {
+		if ((ret = cur_u32(c, &cpu, "guest vCPU id")) ||
+		    (ret = cur_u32(c, &pid, "guest vCPU thread")))
+			return ret;
+		if (cpu >= g->nvcpus)
+			g->nvcpus = cpu + 1 <= n ? cpu + 1 : g->nvcpus;
+		if (cpu < n)
+			tids[cpu] = (int32_t)pid;
+	}
+	g->nvcpus = n;
+	return 0;
+}
+
 static int parse_options(struct vms_trace *t, struct cur *c, struct parse_state *ps,
 			 uint64_t *next_options)
 {
@@ -472,6 +521,10 @@ static int parse_options(struct vms_trace *t, struct cur *c, struct parse_state 
 					ret = cur_str(c, b->name, sizeof(b->name), "buffer name");
 			}
 			if (ret)
+				return ret;
+			break;
+		case OPT_GUEST:
+			if ((ret = parse_guest(t, c)))
 				return ret;
 			break;
 		case OPT_TRACECLOCK:
@@ -830,6 +883,7 @@ int vms_trace_open(const char *path, const struct vms_trace_opts *opts, struct v
 	t->info.buffer = t->buffer;
 	t->info.clock = t->clock[0] ? t->clock : "local";
 	t->info.uname = t->uname;
+	meta_split(t);
 	*out = t;
 	return 0;
 fail:
@@ -848,6 +902,14 @@ void vms_trace_close(struct vms_trace *t)
 	if (t->tep)
 		tep_free(t->tep);
 	free(t->meta);
+	for (size_t i = 0; i < t->nguests; i++) {
+		free((char *)t->guests[i].name);
+		free((void *)t->guests[i].tids);
+	}
+	free(t->guests);
+	for (size_t i = 0; i < t->nmeta; i++)
+		free(t->meta_vals[i]);
+	free(t->meta_vals);
 	free(t->path);
 	free(t);
 }
@@ -891,22 +953,53 @@ const char *vms_trace_comm(const struct vms_trace *t, int pid)
 	return c && strcmp(c, "<...>") ? c : NULL;
 }
 
-const char *vms_trace_meta(const struct vms_trace *t, const char *key)
+/* Split the metadata text once into "key\0value" lines. */
+static void meta_split(struct vms_trace *t)
 {
-	static __thread char val[256];
-	size_t kl = strlen(key);
-
 	for (const char *p = t->meta; p && *p;) {
-		const char *nl = strchr(p, '\n');
+		const char *nl = strchr(p, '\n'), *eq;
 		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		char **nv, *line;
 
-		if (len > kl && !strncmp(p, key, kl) && p[kl] == '=') {
-			snprintf(val, sizeof(val), "%.*s", (int)(len - kl - 1), p + kl + 1);
-			return val;
+		eq = memchr(p, '=', len);
+		if (eq && (nv = realloc(t->meta_vals, (t->nmeta + 1) * sizeof(*nv)))) {
+			t->meta_vals = nv;
+			line = strndup(p, len);
+			if (line) {
+				line[eq - p] = '\0';
+				t->meta_vals[t->nmeta++] = line;
+			}
 		}
 		p += len + (nl ? 1 : 0);
 	}
+}
+
+const char *vms_trace_meta_next(const struct vms_trace *t, const char *key, const char *prev)
+{
+	bool after = prev == NULL;
+
+	for (size_t i = 0; i < t->nmeta; i++) {
+		const char *val = t->meta_vals[i] + strlen(t->meta_vals[i]) + 1;
+
+		if (strcmp(t->meta_vals[i], key))
+			continue;
+		if (after)
+			return val;
+		if (val == prev)
+			after = true;
+	}
 	return NULL;
+}
+
+const char *vms_trace_meta(const struct vms_trace *t, const char *key)
+{
+	return vms_trace_meta_next(t, key, NULL);
+}
+
+const struct vms_trace_guest *vms_trace_guests(const struct vms_trace *t, size_t *n)
+{
+	*n = t->nguests;
+	return t->guests;
 }
 
 uint64_t vms_trace_events_read(const struct vms_trace *t)

@@ -53,6 +53,10 @@ struct vms_trace {
 	void *zstd_dctx;
 	struct tep_handle *tep;
 	char *meta; /* vmscope metadata option text, or NULL */
+	char **meta_vals; /* meta split in lines: key NUL value */
+	size_t nmeta;
+	struct vms_trace_guest *guests;
+	size_t nguests;
 	struct vms_cpu_stream *cpus;
 	unsigned int ncpus;
 	unsigned int *heap; /* indexes of CPUs with a current record, min-heap on ts */
