@@ -15,7 +15,7 @@ case "$mode" in demo|test|build) ;; *) echo "usage: $0 [demo|test|build]" >&2; e
 # Debian packages the build and the tests need.
 PKGS=(meson ninja-build pkg-config gcc libc6-dev binutils python3 libcmocka-dev clang-format
 	libtracecmd-dev
-	libtraceevent-dev libzstd-dev zlib1g-dev trace-cmd linux-perf)
+	libtraceevent-dev libtracefs-dev libzstd-dev zlib1g-dev trace-cmd linux-perf)
 
 install_missing() {
 	local missing=() p
@@ -43,22 +43,37 @@ build() { # build DIR [meson options...]
 }
 
 demo() {
-	local vmscope=build/cli/vmscope truth=build/demo-truth.json pid
+	local vmscope=build/cli/vmscope truth=build/demo-truth.json dat=build/demo.dat pid rec
 	if [ ! -w /dev/kvm ]; then
 		echo "setup.sh: /dev/kvm is missing or not writable: the demo needs a KVM host" >&2
 		exit 1
 	fi
-	echo "== vmscope testvm: 2 vCPUs, idle 1 s, 75 % for 3 s, 90 % for 3 s, MMIO and port-I/O exits"
-	"$vmscope" testvm --vcpus 2 --phase 0:1s --phase 75:3s --phase 90:3s --mmio 330 --pio 70 \
-		--stats --truth "$truth" >build/demo-testvm.txt &
+	echo "== vmscope testvm: 2 vCPUs: idle 1.5 s, then 75 % and 90 % busy for 3 s each,"
+	echo "   with MMIO, port-I/O and MSR exits to the VMM"
+	"$vmscope" testvm --vcpus 2 --name demo-vm --phase 0:1.5s --phase 75:3s --phase 90:3s \
+		--mmio 330 --pio 70 --msr 40 --stats --truth "$truth" >build/demo-testvm.txt &
 	pid=$!
+	sleep 0.5
+	echo "== vmscope record: its kvm and sched events, in vmscope's own tracefs instance"
+	"$vmscope" record -g demo-vm -o "$dat" -q &
+	rec=$!
 	sleep 2.5
 	echo "== vmscope stat --once: the host's VMs, seen from outside (the test VM is running)"
 	"$vmscope" stat --once
 	wait "$pid"
+	sleep 0.2
+	kill -INT "$rec"
+	wait "$rec"
 	echo
-	echo "== what the test VM did (the exact ground truth is in $truth)"
-	cat build/demo-testvm.txt
+	echo "== what the test VM did (its exact ground truth is in $truth)"
+	sed -n '1,/^KVM binary statistics of the VM/p' build/demo-testvm.txt | sed '$d'
+	echo "   (every KVM statistic of every vCPU: build/demo-testvm.txt)"
+	echo
+	echo "== vmscope report exits: the recording, by MMIO address and by user-space exit,"
+	echo "   per vCPU; the counts equal the guest's own above"
+	"$vmscope" report exits --event mmio --per-vcpu "$dat" | sed -n '4,$p'
+	echo
+	"$vmscope" report exits --event userspace --per-vcpu "$dat" | sed -n '4,$p'
 }
 
 run_suites() { # run_suites DIR: meson test, totals appended to $totals

@@ -35,8 +35,8 @@ static const char usage_text[] =
 	"\n"
 	"Options:\n"
 	"  -e, --event EVENT        exits: vmexit, mmio, ioport, msr or userspace [vmexit]\n"
-	"      --vm NAME|PID        only this VM (the file must name its VMs: vmscope record\n"
-	"                           writes them, trace-cmd writes guests)\n"
+	"      --vm VM              only this VM, by name or pid (the file must name its VMs,\n"
+	"                           as files of vmscope record and trace-cmd with guests do)\n"
 	"      --vcpu N             only vCPU N\n"
 	"      --per-vm             one row per VM and key\n"
 	"      --per-vcpu           one row per vCPU thread and key\n"
@@ -350,7 +350,7 @@ static void print_notes(const struct report_args *a, const struct vms_exits_summ
 		       s->has_entry_format ? "KVM-PVM hosts never emit it"
 					   : "the event was not recorded",
 		       vms_exits_event_name(a->exits.event));
-	if (s->before_first_entry)
+	if (s->before_first_entry && s->entries)
 		printf("%" PRIu64 " events came before their thread's first kvm_entry "
 		       "(counted, not timed, as perf does).\n",
 		       s->before_first_entry);

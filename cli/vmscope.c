@@ -13,6 +13,7 @@
 static const struct vms_cmd *const commands[] = {
 	&cmd_testvm,
 	&cmd_stat,
+	&cmd_record,
 	&cmd_report,
 };
 

@@ -52,7 +52,7 @@ struct vms_trace {
 	enum vms_compression comp;
 	void *zstd_dctx;
 	struct tep_handle *tep;
-	char *meta; /* vmscope metadata option text, or NULL */
+	char *meta;	  /* vmscope metadata option text, or NULL */
 	char **meta_vals; /* meta split in lines: key NUL value */
 	size_t nmeta;
 	struct vms_trace_guest *guests;

@@ -17,13 +17,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from testlib import *  # noqa: E402,F403
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMMANDS = ["testvm", "stat"]  # the subcommands; "help" is listed too
+COMMANDS = ["testvm", "stat", "record", "report"]  # the subcommands; "help" is listed too
 SENTINEL = "--no-such-option-zz"
 # A valid value for each metavariable the help texts use; an option whose metavariable is
 # not here fails the acceptance check (add a sample value when adding one).
 SAMPLE = {"N": "1", "NAME": "x", "DUTY:TIME": "50:1s", "TIME": "1s", "RATE": "1",
           "CPU[,CPU...]": "0", "FILE": "/nonexistent/vmscope-test-file", "FMT": "json",
-          "PID": "1"}
+          "PID": "1", "EVENT": "mmio", "KEY": "time", "VM": "x", "KIB": "64",
+          "CLOCK": "local", "VER": "7", "ALG": "zstd"}
 # "  -c, --vcpus N            text": an option line of a help text.
 OPTION_LINE = re.compile(r"^\s+(?:-(?P<short>\w),\s+)?--(?P<long>[a-z][a-z0-9-]*)"
                          r"(?: (?P<meta>[A-Z][A-Z0-9:,.\[\]]*))?(?:\s{2,}|$)")
@@ -206,6 +207,17 @@ with tempfile.TemporaryDirectory() as tmp:
         (["stat", "--pid"], "--pid"),  # no value
         (["stat", "--count", "0"], "--count"),
         (["stat", "--format", "xml"], "--format"),
+        (["record", "--duration", "0s"], "--duration"),
+        (["record", "--buffer-size", "1"], "--buffer-size"),
+        (["record", "--file-version", "5"], "--file-version"),
+        (["record", "--compression", "lz4"], "--compression"),
+        (["record", "--file-version", "6", "--compression", "zstd"], "--compression"),
+        (["record", "--pid", "x"], "--pid"),
+        (["report", "exits", "--event", "cpuid", "f.dat"], "--event"),
+        (["report", "exits", "--sort", "colour", "f.dat"], "--sort"),
+        (["report", "exits", "--format", "xml", "f.dat"], "--format"),
+        (["report", "exits", "--vcpu", "x", "f.dat"], "--vcpu"),
+        (["report", "exits", "--per-vm", "--per-vcpu", "f.dat"], "--per-vm"),
     ]
     for args, opt in BAD:
         expect_error(args, 2, [opt])

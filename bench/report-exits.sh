@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# How fast `vmscope report exits` reads a trace, next to its peers on the same events:
+# `trace-cmd report` (the same .dat file) and `perf kvm stat report` (the same events
+# converted to perf.data by tests/tools/dat2perf, when it is built and perf is installed).
+# The trace (about EVENTS events, VMX exits of 2 VMs x 2 vCPUs with MMIO, port and MSR
+# exits, preemptions, a few lost windows) comes from tests/tools/gentrace, as version 6
+# uncompressed and version 7 zstd. The machine's ceiling for each file is how fast it can
+# merely be read (page cache) and, for v7, decompressed.
+#
+# Prints, per tool and file: seconds (best of RUNS), events/s, peak RSS, and the ratios.
+#
+# Usage: bench/report-exits.sh [BUILD_DIR] [EVENTS] [RUNS]
+set -u
+build=${1:-build}
+events=${2:-20000000}
+runs=${3:-3}
+vmscope=$build/cli/vmscope
+gentrace=$build/tests/tools/gentrace
+dat2perf=$build/tests/tools/dat2perf
+work=${BENCH_DIR:-$(mktemp -d /var/tmp/vmscope-bench.XXXXXX)}
+[ -n "${BENCH_DIR:-}" ] || trap 'rm -rf "$work"' EXIT
+
+for x in "$vmscope" "$gentrace"; do
+	[ -x "$x" ] || { echo "no $x: build first (meson setup $build && ninja -C $build)" >&2; exit 1; }
+done
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+
+echo "== generating ~$events events into $work"
+"$gentrace" -o "$work/v6.dat" --events-total "$events" --vms 2 --vcpus 2 --cpus 2 --lost 4 \
+	--no-percentiles --quiet || exit 1
+"$gentrace" -o "$work/v7.dat" --events-total "$events" --vms 2 --vcpus 2 --cpus 2 --lost 4 \
+	--no-percentiles --quiet --dat-version 7 --compression zstd || exit 1
+n=$("$vmscope" report exits -q -f json "$work/v6.dat" | python3 -c \
+	'import json,sys; print(json.load(sys.stdin)["trace"]["records"])')
+echo "   $n records; v6 $(du -h "$work/v6.dat" | cut -f1), v7 zstd $(du -h "$work/v7.dat" | cut -f1)"
+
+# best of $runs: prints "seconds max_rss_kb"
+measure() {
+	local best="" rss=0 out
+	for ((i = 0; i < runs; i++)); do
+		out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+		local s=${out% *} m=${out#* }
+		if [ -z "$best" ] || python3 -c "import sys; sys.exit(0 if $s < $best else 1)"; then
+			best=$s
+		fi
+		[ "$m" -gt "$rss" ] && rss=$m
+	done
+	echo "$best $rss"
+}
+
+row() { # name seconds rss_kb
+	python3 -c "
+n, s, r = $n, max($2, 1e-3), $3
+print('%-34s %8.2f s %10.2f M events/s %9.1f MiB' % ('$1', s, n / s / 1e6, r / 1024))"
+}
+
+declare -A secs
+report() { # key label command...
+	local key=$1 label=$2; shift 2
+	read -r s m < <(measure "$@")
+	secs[$key]=$s
+	row "$label" "$s" "$m"
+}
+
+echo
+echo "== ceiling (page cache read; zstd decompression of the v7 file)"
+cat "$work/v6.dat" "$work/v7.dat" >/dev/null
+report cat6 "read v6 (cat)" cat "$work/v6.dat"
+zstd -q -3 -c "$work/v6.dat" >"$work/v6.zst"
+report zstd7 "zstd -d of the same bytes" zstd -qdc "$work/v6.zst"
+echo
+echo "== vmscope report exits"
+report vms6 "vmscope report exits (v6)" "$vmscope" report exits -q "$work/v6.dat"
+report vms7 "vmscope report exits (v7 zstd)" "$vmscope" report exits -q "$work/v7.dat"
+if command -v trace-cmd >/dev/null; then
+	echo
+	echo "== trace-cmd report"
+	report tc6 "trace-cmd report (v6)" trace-cmd report -i "$work/v6.dat"
+	report tc7 "trace-cmd report (v7 zstd)" trace-cmd report -i "$work/v7.dat"
+fi
+if command -v perf >/dev/null && [ -x "$dat2perf" ]; then
+	echo
+	echo "== perf kvm stat report (the same events as perf.data)"
+	"$dat2perf" "$work/v6.dat" "$work/perf.data" >/dev/null 2>&1 &&
+		report perf "perf kvm stat report" perf kvm stat report -i "$work/perf.data" --event=vmexit
+fi
+echo
+echo "== ratios (time of the peer / time of vmscope)"
+ratio() { [ -n "${secs[$1]:-}" ] && [ -n "${secs[$2]:-}" ] &&
+	python3 -c "print('%-40s %8.1fx' % ('$3', ${secs[$1]} / max(${secs[$2]}, 1e-3)))"; }
+ratio tc6 vms6 "trace-cmd report / vmscope (v6)"
+ratio tc7 vms7 "trace-cmd report / vmscope (v7 zstd)"
+ratio perf vms6 "perf kvm stat report / vmscope (v6)"
+ratio vms6 cat6 "vmscope (v6) / reading the file"
