@@ -248,8 +248,8 @@ static struct vms_table *build_table(const struct report_args *a, const void *pr
 {
 	struct vms_table *t = vms_table_new();
 	bool timed = sum->samples > 0;
-	int c_name, c_vcpu = -1, c_tid = -1, c_key, c_ev, c_n, c_np, c_tp, c_min, c_max, c_avg,
-		    c_sem, c_sd, c_p50, c_p95, c_p99, c_tot;
+	int c_name, c_vcpu = -1, c_tid = -1, c_key, c_info, c_ev, c_n, c_np, c_tp, c_min, c_max,
+		    c_avg, c_sem, c_sd, c_p50, c_p95, c_p99, c_tot;
 	char name[64];
 
 	if (!t)
@@ -266,6 +266,9 @@ static struct vms_table *build_table(const struct report_args *a, const void *pr
 	c_key = a->format == CLI_FORMAT_TABLE
 			? -1
 			: vms_table_column(t, "key", NULL, VMS_COL_U64, 1, 0, NULL);
+	c_info = a->format == CLI_FORMAT_TABLE
+			 ? -1
+			 : vms_table_column(t, "info", NULL, VMS_COL_U64, 1, 0, NULL);
 	c_ev = vms_table_column(t, "events", "Events", VMS_COL_U64, 1, 0, NULL);
 	c_n = c_np = c_tp = c_min = c_max = c_avg = c_sem = c_sd = c_p50 = c_p95 = c_p99 = -1;
 	/* A trace that times nothing gets no empty timing columns in the text table; CSV and
@@ -302,6 +305,7 @@ static struct vms_table *build_table(const struct report_args *a, const void *pr
 			vms_table_i64(t, c_tid, r->tid);
 		}
 		vms_table_u64(t, c_key, r->key);
+		vms_table_u64(t, c_info, r->info);
 		vms_table_u64(t, c_ev, r->events);
 		if (!timed)
 			continue;

@@ -477,6 +477,7 @@ struct step {
 /* Exit latency statistics of one (thread, reason). */
 struct xstat {
 	uint64_t count, total, min, max, unfinished;
+	uint64_t before; /* exits before the thread's first written kvm_entry: not timed */
 	uint64_t *samples;
 	size_t ns, cap;
 };
@@ -507,6 +508,7 @@ struct thread {
 	int pending; /* reason of the written kvm_exit still waiting for its entry, or -1 */
 	uint64_t pending_ts;
 	uint64_t orphans; /* written kvm_entry without a written kvm_exit before */
+	bool known;	  /* a written kvm_entry named the thread (perf starts timing then) */
 	struct xstat xs[MAX_REASONS];
 	uint32_t mmio[3][ARRAY_SIZE(mmio_devs)];
 	uint32_t pio[ARRAY_SIZE(pio_ports)][2];
@@ -804,9 +806,14 @@ static void xstat_add(struct sim *s, struct xstat *x, uint64_t lat)
 	x->samples[x->ns++] = lat;
 }
 
-/* perf kvm stat's pairing: an exit ends at the next kvm_entry of the same thread. */
+/* perf kvm stat's pairing: an exit ends at the next kvm_entry of the same thread, and a
+ * thread is timed only from its first kvm_entry on. */
 static void truth_exit(struct sim *s, struct thread *th, uint64_t ts, int reason)
 {
+	if (!th->known) {
+		th->xs[reason].before++;
+		return;
+	}
 	if (th->pending >= 0)
 		th->xs[th->pending].unfinished++;
 	th->pending = reason;
@@ -815,6 +822,7 @@ static void truth_exit(struct sim *s, struct thread *th, uint64_t ts, int reason
 
 static void truth_entry(struct sim *s, struct thread *th, uint64_t ts)
 {
+	th->known = true;
 	if (th->pending < 0) {
 		th->orphans++;
 		return;
@@ -1541,7 +1549,9 @@ static int write_truth(struct sim *s, const char *path)
 	vms_json_string(&j, "vendor", o->svm ? "svm" : "vmx");
 	vms_json_u64(&j, "isa", s->isa);
 	vms_json_u64(&j, "cpus", o->cpus);
-	vms_json_string(&j, "exit_pairing", "next kvm_entry of the same thread in the file");
+	vms_json_string(&j, "exit_pairing",
+			"next kvm_entry of the same thread in the file, from the thread's first "
+			"kvm_entry on");
 
 	vms_json_array_begin(&j, "vms");
 	for (unsigned v = 0; v < o->vms; v++) {
@@ -1642,6 +1652,22 @@ static int write_truth(struct sim *s, const char *path)
 			vms_json_u64(&j, "reason", s->reasons[r].code);
 			vms_json_string(&j, "name", s->reasons[r].name);
 			vms_json_u64(&j, "count", n);
+			vms_json_object_end(&j);
+		}
+	}
+	vms_json_array_end(&j);
+
+	vms_json_array_begin(&j, "before_first_entry");
+	for (unsigned t = 0; t < s->nvcpus; t++) {
+		struct thread *th = &s->th[t];
+
+		for (unsigned r = 0; r < s->nreasons; r++) {
+			if (!th->xs[r].before)
+				continue;
+			vms_json_object_begin(&j, NULL);
+			vms_json_i64(&j, "tid", th->tid);
+			vms_json_u64(&j, "reason", s->reasons[r].code);
+			vms_json_u64(&j, "count", th->xs[r].before);
 			vms_json_object_end(&j);
 		}
 	}

@@ -138,19 +138,23 @@ def check_truth(name, truth, events, drops):
         check(not after or not before or before[-1] <= w["from_ts"] <= w["to_ts"] <= after[0],
               "%s: lost window %r between the CPU's events" % (name, w))
 
-    # exits, paired as perf kvm stat does
-    pending, lat = {}, collections.defaultdict(list)
-    unfinished, orphans = collections.Counter(), collections.Counter()
+    # exits, paired as perf kvm stat does: from a thread's first kvm_entry on
+    pending, lat, known = {}, collections.defaultdict(list), set()
+    unfinished, orphans, before = collections.Counter(), collections.Counter(), collections.Counter()
     mmio, pio, msr, uexit = (collections.Counter() for _ in range(4))
     mmio_type = {0: "unsatisfied-read", 1: "read", 2: "write"}
     for e in events:
         n, tid = e["name"], e["tid"]
         if n == "kvm_exit":
             check_eq(e["isa"], truth["isa"], "%s: kvm_exit isa" % name)
+            if tid not in known:
+                before[(tid, e["exit_reason"])] += 1
+                continue
             if tid in pending:
                 unfinished[(tid, pending[tid][1])] += 1
             pending[tid] = (e["ts"], e["exit_reason"])
         elif n == "kvm_entry":
+            known.add(tid)
             if tid in pending:
                 ts, reason = pending.pop(tid)
                 lat[(tid, reason)].append(e["ts"] - ts)
@@ -181,6 +185,8 @@ def check_truth(name, truth, events, drops):
         check_eq(got, want, "%s: exit row %r" % (name, key))
     check_eq({(r["tid"], r["reason"]): r["count"] for r in truth["unfinished"]},
              dict(unfinished), "%s: unfinished exits" % name)
+    check_eq({(r["tid"], r["reason"]): r["count"] for r in truth["before_first_entry"]},
+             dict(before), "%s: exits before their thread's first kvm_entry" % name)
     check_eq({r["tid"]: r["count"] for r in truth["orphan_entries"]}, dict(orphans),
              "%s: kvm_entry without kvm_exit" % name)
     check_eq({(r["tid"], r["type"], r["gpa"]): r["count"] for r in truth["mmio"]}, dict(mmio),
