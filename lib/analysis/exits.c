@@ -17,6 +17,8 @@
 
 #define NO_ROW UINT32_MAX
 
+#define ROW_CACHE 16
+
 struct thread {
 	int tid; /* 0: empty slot */
 	int vcpu;
@@ -24,6 +26,9 @@ struct thread {
 	bool known;	   /* a kvm_entry named it */
 	uint64_t start_ts; /* 0: no begin caught */
 	uint32_t row;	   /* the row of the begin's key, NO_ROW when the key is not known yet */
+	/* the rows of its recent keys, direct-mapped: most exits hit here, not the row table */
+	uint64_t cache_key[ROW_CACHE];
+	uint32_t cache_row[ROW_CACHE]; /* row + 1; 0: empty */
 };
 
 struct row_slot {
@@ -42,6 +47,7 @@ struct exits {
 	size_t th_cap, th_n;
 	/* rows */
 	struct vms_exits_row *rows;
+	unsigned __int128 *sumsq; /* per row: the sum of the squared samples */
 	size_t nrows, rows_cap;
 	struct row_slot *slots;
 	size_t slots_cap;
@@ -142,10 +148,15 @@ static uint32_t row_get(struct exits *e, int tid, int vcpu, uint32_t isa, uint64
 	if (e->nrows == e->rows_cap) {
 		size_t ncap = e->rows_cap ? e->rows_cap * 2 : 64;
 		struct vms_exits_row *nr = realloc(e->rows, ncap * sizeof(*nr));
+		unsigned __int128 *nq;
 
 		if (!nr)
 			return NO_ROW;
 		e->rows = nr;
+		nq = realloc(e->sumsq, ncap * sizeof(*nq));
+		if (!nq)
+			return NO_ROW;
+		e->sumsq = nq;
 		e->rows_cap = ncap;
 	}
 	if ((e->nrows + 1) * 2 > e->slots_cap) {
@@ -168,6 +179,7 @@ static uint32_t row_get(struct exits *e, int tid, int vcpu, uint32_t isa, uint64
 	}
 	r = &e->rows[e->nrows];
 	memset(r, 0, sizeof(*r));
+	e->sumsq[e->nrows] = 0;
 	r->tid = tid;
 	r->vcpu = vcpu;
 	r->vm = -1;
@@ -181,9 +193,11 @@ static uint32_t row_get(struct exits *e, int tid, int vcpu, uint32_t isa, uint64
 	return (uint32_t)e->nrows++;
 }
 
-static void row_sample(struct exits *e, struct vms_exits_row *r, uint64_t ns)
+/* One timed sample. The sum of squares is kept exact (128 bits) and turned into the mean
+ * and M2 once, at the end: no division per sample. */
+static void row_sample(struct exits *e, uint32_t row, uint64_t ns)
 {
-	double delta;
+	struct vms_exits_row *r = &e->rows[row];
 
 	r->count++;
 	r->total_ns += ns;
@@ -191,9 +205,7 @@ static void row_sample(struct exits *e, struct vms_exits_row *r, uint64_t ns)
 		r->min_ns = ns;
 	if (ns > r->max_ns)
 		r->max_ns = ns;
-	delta = (double)ns - r->mean_ns;
-	r->mean_ns += delta / (double)r->count;
-	r->m2 += delta * ((double)ns - r->mean_ns);
+	e->sumsq[row] += (unsigned __int128)ns * ns;
 	if (vms_hist_add(&r->hist, ns) && !e->err)
 		e->err = -ENOMEM;
 	e->sum.samples++;
@@ -204,7 +216,19 @@ static void row_sample(struct exits *e, struct vms_exits_row *r, uint64_t ns)
 static uint32_t key_event(struct exits *e, struct thread *t, int tid, uint32_t isa, uint64_t key,
 			  uint32_t info)
 {
-	uint32_t row = row_get(e, tid, t ? t->vcpu : -1, isa, key, info);
+	uint64_t ck = key ^ ((uint64_t)info << 56) ^ ((uint64_t)isa << 62);
+	unsigned int slot = (unsigned int)((ck ^ (ck >> 9) ^ (ck >> 17)) & (ROW_CACHE - 1));
+	uint32_t row;
+
+	if (t && t->cache_row[slot] && t->cache_key[slot] == ck) {
+		row = t->cache_row[slot] - 1;
+	} else {
+		row = row_get(e, tid, t ? t->vcpu : -1, isa, key, info);
+		if (t && row != NO_ROW) {
+			t->cache_key[slot] = ck;
+			t->cache_row[slot] = row + 1;
+		}
+	}
 
 	if (row == NO_ROW) {
 		e->err = -ENOMEM;
@@ -240,7 +264,7 @@ static void end(struct exits *e, struct thread *t, uint64_t ts, uint32_t row)
 	if (t->row == NO_ROW)
 		t->row = row;
 	if (ts >= t->start_ts)
-		row_sample(e, &e->rows[t->row], ts - t->start_ts);
+		row_sample(e, t->row, ts - t->start_ts);
 	t->start_ts = 0;
 	t->row = NO_ROW;
 }
@@ -436,6 +460,19 @@ static void exits_finish(void *priv, struct vms_session *s)
 	for (size_t i = 0; i < e->th_cap; i++)
 		if (e->th[i].tid && e->th[i].start_ts)
 			e->sum.unfinished++;
+	/* mean and M2 from the exact sums: M2 = sum(x^2) - (sum x)^2 / n */
+	for (size_t i = 0; i < e->nrows; i++) {
+		struct vms_exits_row *r = &e->rows[i];
+
+		if (!r->count)
+			continue;
+		r->mean_ns = (double)r->total_ns / (double)r->count;
+		r->m2 = (double)((long double)e->sumsq[i] - (long double)r->total_ns *
+								    (long double)r->total_ns /
+								    (long double)r->count);
+		if (r->m2 < 0)
+			r->m2 = 0;
+	}
 	e->sum.lost_events = vms_trace_lost(vms_session_trace(s));
 	e->sum.lost_windows = vms_trace_lost_windows(vms_session_trace(s));
 	/* vCPU indexes learned after a thread's first rows; where no kvm_entry named the
@@ -463,6 +500,7 @@ static void exits_free(void *priv)
 	for (size_t i = 0; i < e->nrows; i++)
 		vms_hist_free(&e->rows[i].hist);
 	free(e->rows);
+	free(e->sumsq);
 	free(e->slots);
 	free(e->th);
 }

@@ -4,27 +4,34 @@
  *
  * Each CPU's data is read a window of pages at a time (uncompressed files) or a chunk at a
  * time (compressed version 7 files), so memory stays bounded whatever the trace length.
- * Pages are walked with libtraceevent's kbuffer after their header is checked (a commit
- * larger than the page is damage, not data); a page flagged with missed events becomes a
- * LOST record. The CPUs are merged by timestamp with a min-heap. A CPU whose data is
- * damaged stops there; the other CPUs are read to their end and the error is returned
- * last, so every valid record is delivered.
+ * Pages are walked by an inline decoder of the kernel's ring-buffer format (the rules of
+ * libtraceevent's kbuffer-parse.c: 5-bit type_len, 27-bit time delta; padding, time
+ * extend and absolute time stamp records; length in array[0] for type_len 0), after their
+ * header is checked (a commit larger than the page is damage, not data); every record is
+ * checked to lie inside its page. A page flagged with missed events becomes a LOST record. The CPUs
+ * are merged by timestamp with a min-heap. A CPU whose data is damaged stops there; the other CPUs
+ * are read to their end and the error is returned last, so every valid record is delivered.
  *
  * The record handed out points into the CPU's window, so a CPU is advanced only on the
  * next call, once the caller is done with the record.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
-#include <traceevent/event-parse.h>
-#include <traceevent/kbuffer.h>
 #include <zstd.h>
 
 #include "trace-local.h"
 
 #define COMMIT_MASK ((1U << 27) - 1)
+#define MISSED_EVENTS (1ULL << 31)
 #define MISSED_STORED (1ULL << 30)
+#define TYPE_PADDING 29
+#define TYPE_TIME_EXTEND 30
+#define TYPE_TIME_STAMP 31
+#define TS_SHIFT 27
+#define TS_MSB (0xf8ULL << 56) /* absolute time stamps lack the 5 top bits */
 #define MAX_CHUNK (64U << 20)
 
 static uint64_t page_commit(const struct vms_trace *t, const uint8_t *page)
@@ -35,12 +42,56 @@ static uint64_t page_commit(const struct vms_trace *t, const uint8_t *page)
 	return v;
 }
 
+/*
+ * Map the next window of an uncompressed CPU stream: no copy, and the window's pages
+ * leave the process's memory when it is unmapped. Return: 1, 0 at the end, or < 0 when
+ * the file cannot be mapped (then it is read, see fill_window()).
+ */
+static int map_window(struct vms_trace *t, struct vms_cpu_stream *c)
+{
+	uint64_t left = c->file_size - c->consumed, want = c->cap - t->info.page_size;
+	uint64_t off = c->file_off + c->consumed;
+	void *m;
+
+	if (c->map) {
+		munmap(c->map, c->map_len);
+		c->map = NULL;
+	}
+	if (!left)
+		return 0;
+	if (want > left)
+		want = left;
+	/* whole pages only: a torn last page is read by fill_window() */
+	want -= want % t->info.page_size;
+	if (!want || off % (uint64_t)sysconf(_SC_PAGESIZE))
+		return -EINVAL;
+	m = mmap(NULL, want, PROT_READ, MAP_PRIVATE, t->fd, (off_t)off);
+	if (m == MAP_FAILED)
+		return -errno;
+	madvise(m, want, MADV_SEQUENTIAL | MADV_WILLNEED);
+	c->map = m;
+	c->map_len = want;
+	c->window = m;
+	c->buf_file_off = off;
+	c->consumed += want;
+	c->len = want;
+	c->pos = 0;
+	return 1;
+}
+
 /* Read the next window of an uncompressed CPU stream. Return: 1, 0 at the end, or < 0. */
 static int fill_window(struct vms_trace *t, struct vms_cpu_stream *c)
 {
 	uint64_t left = c->file_size - c->consumed, want = c->cap - t->info.page_size;
 	size_t done = 0;
 
+	if (c->use_map) {
+		int ret = map_window(t, c);
+
+		if (ret >= 0)
+			return ret;
+		c->use_map = false; /* this file cannot be mapped here: read it */
+	}
 	if (!left)
 		return 0;
 	if (want > left)
@@ -64,6 +115,7 @@ static int fill_window(struct vms_trace *t, struct vms_cpu_stream *c)
 	/* A partial last page reads as zeroes (an empty page). */
 	c->len = (done + t->info.page_size - 1) / t->info.page_size * t->info.page_size;
 	memset(c->buf + done, 0, c->cap - done);
+	c->window = c->buf;
 	c->pos = 0;
 	return 1;
 }
@@ -114,6 +166,7 @@ static int fill_chunk(struct vms_trace *t, struct vms_cpu_stream *c)
 		return vms_trace_fail(t, ret, "offset %llu: CPU %d: chunk does not decompress",
 				      (unsigned long long)off, c->cpu);
 	memset(c->buf + hdr[1], 0, t->info.page_size);
+	c->window = c->buf;
 	c->buf_file_off = off;
 	c->consumed += 8 + (uint64_t)hdr[0];
 	c->chunks_left--;
@@ -122,14 +175,14 @@ static int fill_chunk(struct vms_trace *t, struct vms_cpu_stream *c)
 	return 1;
 }
 
-/* Load the next non-empty page of @c into its kbuffer. Return: 1, 0 at the end, or < 0. */
+/* Load the next non-empty page of @c. Return: 1, 0 at the end, or < 0. */
 static int next_page(struct vms_trace *t, struct vms_cpu_stream *c)
 {
 	const unsigned int hdr = 8 + t->info.long_size, ps = t->info.page_size;
 
 	for (;;) {
 		uint64_t commit, size;
-		uint8_t *page;
+		const uint8_t *page;
 		int ret;
 
 		if (c->pos >= c->len) {
@@ -137,7 +190,7 @@ static int next_page(struct vms_trace *t, struct vms_cpu_stream *c)
 			if (ret <= 0)
 				return ret;
 		}
-		page = c->buf + c->pos;
+		page = c->window + c->pos;
 		c->pos += ps;
 		commit = page_commit(t, page);
 		size = commit & COMMIT_MASK;
@@ -151,32 +204,92 @@ static int next_page(struct vms_trace *t, struct vms_cpu_stream *c)
 				"than a %u-byte page holds",
 				(unsigned long long)(c->buf_file_off + (c->pos - ps)), c->cpu,
 				(unsigned long long)size, ps);
-		if (kbuffer_load_subbuffer(c->kbuf, page) < 0)
-			return vms_trace_fail(
-				t, -VMS_E_TRACE_CORRUPT, "offset %llu: CPU %d: page does not load",
-				(unsigned long long)(c->buf_file_off + (c->pos - ps)), c->cpu);
+		memcpy(&c->ts, page, 8);
+		c->data = page + hdr;
+		c->size = (uint32_t)size;
+		c->next = 0;
 		c->page_end = page + hdr + size;
-		ret = kbuffer_missed_events(c->kbuf);
-		if (ret) {
+		if (commit & MISSED_EVENTS) {
+			uint64_t n = 0;
+
+			if (commit & MISSED_STORED)
+				memcpy(&n, c->data + size, t->info.long_size);
 			c->lost_pending = true;
-			c->lost_count = ret > 0 ? (uint64_t)ret : 0;
+			c->lost_count = n; /* 0: the kernel did not say how many */
 		}
 		return 1;
 	}
+}
+
+static inline uint32_t rd4(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+/*
+ * The next data record of the loaded page: NULL at its end. Nothing is read past the
+ * page's commit (the page may end a memory mapping): a header, or a length word, that does
+ * not fit ends the page. A record that does not end inside the page is reported by the
+ * caller.
+ */
+static inline const uint8_t *page_next(struct vms_cpu_stream *c, uint32_t *len)
+{
+	while (c->next + 4 <= c->size) {
+		const uint8_t *p = c->data + c->next;
+		uint32_t h = rd4(p), type_len = h & 31, delta = h >> 5;
+		uint64_t length = 0;
+
+		p += 4;
+		if ((type_len == 0 || type_len >= TYPE_PADDING) && c->next + 8 > c->size)
+			break;
+		switch (type_len) {
+		case TYPE_PADDING:
+			length = rd4(p);
+			c->ts += delta;
+			break;
+		case TYPE_TIME_EXTEND:
+			c->ts += ((uint64_t)rd4(p) << TS_SHIFT) + delta;
+			p += 4;
+			break;
+		case TYPE_TIME_STAMP:
+			c->ts = (((uint64_t)rd4(p) << TS_SHIFT) + delta) | (c->ts & TS_MSB);
+			p += 4;
+			break;
+		case 0:
+			length = ((uint64_t)rd4(p) - 4 + 3) & ~3ULL;
+			p += 4;
+			c->ts += delta;
+			break;
+		default:
+			length = type_len * 4u;
+			c->ts += delta;
+			break;
+		}
+		if ((uint64_t)(p - c->data) + length > UINT32_MAX)
+			length = UINT32_MAX; /* damage: ends the page, reported below */
+		c->next = (uint32_t)((uint64_t)(p - c->data) + length);
+		if (type_len >= TYPE_PADDING)
+			continue;
+		*len = (uint32_t)length;
+		return p;
+	}
+	c->next = c->size;
+	return NULL;
 }
 
 /* Move @c to its next record. Return: 1, 0 at the end of its data, or < 0. */
 static int cpu_advance(struct vms_trace *t, struct vms_cpu_stream *c)
 {
 	for (;;) {
+		uint32_t len;
+		const uint8_t *rec = c->size ? page_next(c, &len) : NULL;
 		int ret;
 
-		c->rec = c->rec ? kbuffer_next_event(c->kbuf, &c->rec_ts)
-				: kbuffer_read_event(c->kbuf, &c->rec_ts);
-		if (c->rec) {
-			c->rec_size = kbuffer_event_size(c->kbuf);
-			if (c->rec_size < 0 ||
-			    (const uint8_t *)c->rec + c->rec_size > c->page_end || c->rec_size < 8)
+		if (rec) {
+			if (rec + len > c->page_end || len < 8)
 				return vms_trace_fail(t, -VMS_E_TRACE_CORRUPT,
 						      "offset %llu: CPU %d: a record runs past its "
 						      "page or is too short",
@@ -184,12 +297,14 @@ static int cpu_advance(struct vms_trace *t, struct vms_cpu_stream *c)
 									   c->pos -
 									   t->info.page_size),
 						      c->cpu);
+			c->rec = (void *)rec;
+			c->rec_size = (int)len;
+			c->rec_ts = c->ts;
 			return 1;
 		}
 		ret = next_page(t, c);
 		if (ret <= 0)
 			return ret;
-		/* kbuffer_read_event() on the freshly loaded page */
 	}
 }
 
@@ -201,7 +316,7 @@ static inline uint64_t key_ts(const struct vms_cpu_stream *c)
 	return c->lost_pending ? c->last_ts : c->rec_ts;
 }
 
-static bool heap_less(const struct vms_trace *t, unsigned int a, unsigned int b)
+static inline bool heap_less(const struct vms_trace *t, unsigned int a, unsigned int b)
 {
 	const struct vms_cpu_stream *x = &t->cpus[a], *y = &t->cpus[b];
 	uint64_t kx = key_ts(x), ky = key_ts(y);
@@ -227,6 +342,24 @@ static void heap_down(struct vms_trace *t, unsigned int i)
 	}
 }
 
+/*
+ * The earliest key among the CPUs below the heap's top: the top CPU's records that come
+ * strictly before it can be handed out without a heap operation. (Equal keys go through
+ * the heap, which orders them by CPU.)
+ */
+static void set_threshold(struct vms_trace *t)
+{
+	uint64_t th = UINT64_MAX;
+
+	for (unsigned int i = 1; i <= 2 && i < t->heap_len; i++) {
+		uint64_t k = key_ts(&t->cpus[t->heap[i]]);
+
+		if (k < th)
+			th = k;
+	}
+	t->threshold = th;
+}
+
 int vms_dat_stream_init(struct vms_trace *t)
 {
 	size_t pages = t->window_pages;
@@ -242,14 +375,8 @@ int vms_dat_stream_init(struct vms_trace *t)
 	for (unsigned int i = 0; i < t->ncpus; i++) {
 		struct vms_cpu_stream *c = &t->cpus[i];
 
-		c->kbuf = tep_kbuffer(t->tep);
-		if (!c->kbuf)
-			c->kbuf = kbuffer_alloc(t->info.long_size == 8 ? KBUFFER_LSIZE_8
-								       : KBUFFER_LSIZE_4,
-						KBUFFER_ENDIAN_LITTLE);
-		if (!c->kbuf)
-			return -ENOMEM;
 		if (t->comp == VMS_COMP_NONE) {
+			c->use_map = true;
 			c->cap = (pages + 1) * t->info.page_size;
 			c->buf = calloc(1, c->cap);
 			if (!c->buf)
@@ -275,8 +402,8 @@ void vms_dat_stream_free(struct vms_trace *t)
 	for (unsigned int i = 0; t->cpus && i < t->ncpus; i++) {
 		free(t->cpus[i].buf);
 		free(t->cpus[i].cbuf);
-		if (t->cpus[i].kbuf)
-			kbuffer_free(t->cpus[i].kbuf);
+		if (t->cpus[i].map)
+			munmap(t->cpus[i].map, t->cpus[i].map_len);
 	}
 	free(t->cpus);
 	free(t->heap);
@@ -307,35 +434,48 @@ int vms_trace_next(struct vms_trace *t, struct vms_record *rec)
 		}
 		for (unsigned int i = t->heap_len / 2 + 1; i-- > 0;)
 			heap_down(t, i);
+		set_threshold(t);
 	} else if (t->advance_pending) {
-		/* The caller is done with the last record: move its CPU on. */
+		/* The caller is done with the last record: move its CPU on. While that CPU's
+		 * records come before every other CPU's next one, the heap is left alone. */
+		struct vms_cpu_stream *top = &t->cpus[t->heap[0]];
+
 		t->advance_pending = false;
-		ret = cpu_advance(t, &t->cpus[t->heap[0]]);
-		if (ret < 0)
-			stream_error(t, ret);
-		if (ret != 1)
-			t->heap[0] = t->heap[--t->heap_len];
-		heap_down(t, 0);
+		ret = cpu_advance(t, top);
+		if (ret == 1 && !top->lost_pending && top->rec_ts < t->threshold) {
+			/* fast path */
+		} else {
+			if (ret < 0)
+				stream_error(t, ret);
+			if (ret != 1)
+				t->heap[0] = t->heap[--t->heap_len];
+			heap_down(t, 0);
+			set_threshold(t);
+		}
 	}
 	if (!t->heap_len)
 		return t->deferred_err;
 
 	c = &t->cpus[t->heap[0]];
-	memset(rec, 0, sizeof(*rec));
 	rec->cpu = c->cpu;
-	rec->ts = c->rec_ts;
+	rec->lost_to_ts = 0;
+	rec->lost_count = 0;
 	if (c->lost_pending) {
 		c->lost_pending = false;
 		rec->type = VMS_RECORD_LOST;
 		rec->pid = -1;
+		rec->data = NULL;
+		rec->size = 0;
 		rec->ts = c->last_ts;
 		rec->lost_to_ts = c->rec_ts;
 		rec->lost_count = c->lost_count;
 		t->lost += c->lost_count;
 		t->lost_windows++;
 		heap_down(t, 0); /* its record now sorts by its own time */
+		set_threshold(t);
 		return 1;
 	}
+	rec->ts = c->rec_ts;
 	rec->data = c->rec;
 	rec->size = (uint32_t)c->rec_size;
 	{

@@ -12,7 +12,6 @@
 #include "vmscope-local.h"
 #include "vmscope/trace.h"
 
-struct kbuffer;
 struct tep_handle;
 
 enum vms_compression { VMS_COMP_NONE, VMS_COMP_ZSTD, VMS_COMP_ZLIB };
@@ -29,7 +28,15 @@ struct vms_cpu_stream {
 	uint64_t buf_file_off; /* file offset of buf[0] (uncompressed data) */
 	uint8_t *cbuf;	       /* one compressed chunk */
 	size_t ccap;
-	struct kbuffer *kbuf;
+	const uint8_t *window; /* the pages being walked: buf, or the mapping */
+	void *map;	       /* mapped window of an uncompressed stream, or NULL */
+	size_t map_len;
+	bool use_map;
+	/* the page being walked (ring-buffer format, see dat-stream.c) */
+	const uint8_t *data; /* first byte after the page header */
+	uint32_t size;	     /* bytes of events in the page (commit) */
+	uint32_t next;	     /* offset in data of the next event header */
+	uint64_t ts;	     /* timestamp of the event at next - its delta */
 	const uint8_t *page_end;
 	/* the current record */
 	void *rec;
@@ -64,6 +71,7 @@ struct vms_trace {
 	bool started;
 	bool advance_pending; /* the CPU at the heap's top has handed out its record */
 	int deferred_err;     /* first streaming error, returned once the stream ends */
+	uint64_t threshold;   /* see set_threshold() in dat-stream.c */
 	size_t window_pages;
 	uint64_t events, lost, lost_windows;
 	char err[512];
