@@ -627,8 +627,11 @@ const char *vms_exits_key_name(const void *priv, const struct vms_exits_row *r, 
 			snprintf(buf, len, "%llu", (unsigned long long)r->key);
 		break;
 	case VMS_EXITS_MMIO:
+		/* perf names unsatisfied reads (type 0) "R" too; they are rows of their own */
 		snprintf(buf, len, "%#llx:%s", (unsigned long long)r->key,
-			 r->info == VMS_MMIO_WRITE ? "W" : "R");
+			 r->info == VMS_MMIO_WRITE  ? "W"
+			 : r->info == VMS_MMIO_READ ? "R"
+						    : "U");
 		break;
 	case VMS_EXITS_IOPORT:
 		snprintf(buf, len, "%#llx:%s", (unsigned long long)r->key,
