@@ -487,7 +487,8 @@ static int cmd_report_run(int argc, char **argv)
 	if (!ret) {
 		sort_priv = priv;
 		sort_by = a.sort;
-		qsort(rows, n, sizeof(*rows), row_cmp);
+		if (n)
+			qsort(rows, n, sizeof(*rows), row_cmp);
 		t = build_table(&a, priv, rows, n, &sum, map);
 	}
 	if (!t) {
