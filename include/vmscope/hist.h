@@ -29,6 +29,30 @@ struct vms_hist {
 /** vms_hist_add() - count @value; -ENOMEM only when a new octave cannot be allocated. */
 VMS_API int vms_hist_add(struct vms_hist *h, uint64_t value);
 
+/** vms_hist_add_fast() - vms_hist_add(), inline when the value's octave exists already. */
+static inline int vms_hist_add_fast(struct vms_hist *h, uint64_t v)
+{
+	unsigned int oct, sub, top;
+
+	if (v < VMS_HIST_SUB) {
+		oct = 0;
+		sub = (unsigned int)v;
+	} else {
+		top = 63 - (unsigned int)__builtin_clzll(v);
+		oct = top - VMS_HIST_SUB_BITS + 1;
+		sub = (unsigned int)(v >> (top - VMS_HIST_SUB_BITS)) & (VMS_HIST_SUB - 1);
+	}
+	if (!h->octave[oct] || !h->count)
+		return vms_hist_add(h, v);
+	if (v < h->min)
+		h->min = v;
+	if (v > h->max)
+		h->max = v;
+	h->count++;
+	h->octave[oct][sub]++;
+	return 0;
+}
+
 /** vms_hist_merge() - add every count of @src to @dst. */
 VMS_API int vms_hist_merge(struct vms_hist *dst, const struct vms_hist *src);
 

@@ -45,6 +45,9 @@ struct exits {
 	/* threads */
 	struct thread *th;
 	size_t th_cap, th_n;
+	/* the thread last seen on each CPU: consecutive records of a CPU mostly come from
+	 * the same vCPU thread, so this saves most hash lookups (cleared on rehash) */
+	struct thread *on_cpu[256];
 	/* rows */
 	struct vms_exits_row *rows;
 	unsigned __int128 *sumsq; /* per row: the sum of the squared samples */
@@ -92,6 +95,7 @@ static struct thread *thread_add(struct exits *e, int tid)
 			return NULL;
 		e->th = nt;
 		e->th_cap = ncap;
+		memset(e->on_cpu, 0, sizeof(e->on_cpu));
 		for (size_t i = 0; i < ocap; i++) {
 			if (!old[i].tid)
 				continue;
@@ -206,7 +210,7 @@ static void row_sample(struct exits *e, uint32_t row, uint64_t ns)
 	if (ns > r->max_ns)
 		r->max_ns = ns;
 	e->sumsq[row] += (unsigned __int128)ns * ns;
-	if (vms_hist_add(&r->hist, ns) && !e->err)
+	if (vms_hist_add_fast(&r->hist, ns) && !e->err)
 		e->err = -ENOMEM;
 	e->sum.samples++;
 	e->sum.total_ns += ns;
@@ -269,10 +273,26 @@ static void end(struct exits *e, struct thread *t, uint64_t ts, uint32_t row)
 	t->row = NO_ROW;
 }
 
+/* The thread of @rec's pid, through the per-CPU cache. */
+static inline struct thread *thread_lookup(struct exits *e, const struct vms_record *rec)
+{
+	struct thread *t;
+
+	if ((unsigned int)rec->cpu < VMS_ARRAY_SIZE(e->on_cpu)) {
+		t = e->on_cpu[rec->cpu];
+		if (t && t->tid == rec->pid)
+			return t;
+		t = thread_find(e, rec->pid);
+		e->on_cpu[rec->cpu] = t;
+		return t;
+	}
+	return thread_find(e, rec->pid);
+}
+
 /* The thread of @rec; NULL when no kvm_entry has named it yet (or it is filtered out). */
 static struct thread *thread_of(struct exits *e, const struct vms_record *rec)
 {
-	struct thread *t = thread_find(e, rec->pid);
+	struct thread *t = thread_lookup(e, rec);
 
 	if (t)
 		t->cpu = rec->cpu;
@@ -282,7 +302,7 @@ static struct thread *thread_of(struct exits *e, const struct vms_record *rec)
 static void on_kvm_entry(void *priv, const struct vms_record *rec)
 {
 	struct exits *e = priv;
-	struct thread *t = thread_find(e, rec->pid);
+	struct thread *t = thread_lookup(e, rec);
 
 	e->sum.entries++;
 	if (!t) {
