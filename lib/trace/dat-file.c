@@ -26,9 +26,9 @@
 
 #include <traceevent/event-parse.h>
 
+#include "dat-format.h"
 #include "trace-local.h"
 
-#define DAT_MAGIC "\x17\x08\x44tracing"
 #define MAX_FORMAT (1U << 20) /* one event format file */
 #define MAX_FORMATS 100000    /* event formats in a file */
 #define MAX_SYSTEMS 10000
@@ -36,26 +36,6 @@
 #define MAX_SECTION (256U << 20) /* a decompressed metadata section */
 #define MAX_CPUS 8192
 #define MAX_OPTIONS 100000
-
-enum {
-	OPT_DONE = 0,
-	OPT_DATE = 1,
-	OPT_CPUSTAT = 2,
-	OPT_BUFFER = 3,
-	OPT_TRACECLOCK = 4,
-	OPT_UNAME = 5,
-	OPT_CPUCOUNT = 8,
-	OPT_GUEST = 13,
-	OPT_HEADER_INFO = 16,
-	OPT_FTRACE_EVENTS = 17,
-	OPT_EVENT_FORMATS = 18,
-	OPT_KALLSYMS = 19,
-	OPT_PRINTK = 20,
-	OPT_CMDLINES = 21,
-};
-
-/* vmscope's own option (key=value lines): what a report needs that the trace cannot tell. */
-#define OPT_VMSCOPE_META 0x564d
 
 int vms_trace_fail(struct vms_trace *t, int code, const char *fmt, ...)
 {

@@ -25,28 +25,10 @@
 
 #include "vmscope-local.h"
 #include "vmscope/trace-writer.h"
+#include "dat-format.h"
 
 /* Section and option ids of trace-cmd (lib/trace-cmd/include/private/trace-cmd-private.h) */
-enum {
-	OPT_DONE = 0,
-	OPT_CPUSTAT = 2,
-	OPT_BUFFER = 3,
-	OPT_TRACECLOCK = 4,
-	OPT_UNAME = 5,
-	OPT_CPUCOUNT = 8,
-	OPT_VERSION = 9,
-	OPT_TRACEID = 11,
-	OPT_GUEST = 13,
-	OPT_STRINGS = 15,
-	OPT_HEADER_INFO = 16,
-	OPT_FTRACE_EVENTS = 17,
-	OPT_EVENT_FORMATS = 18,
-	OPT_KALLSYMS = 19,
-	OPT_PRINTK = 20,
-	OPT_CMDLINES = 21,
-};
 
-#define SEC_FL_COMPRESS 1
 #define PAGES_IN_CHUNK 10 /* trace-cmd's chunk of compressed flyrecord data */
 #define SPOOL_PAGES 8	  /* pages buffered per CPU before a write to its spool */
 #define OBUF_SIZE (256 * 1024)
@@ -937,10 +919,9 @@ static void put_section(struct vms_dat_writer *w, struct obuf *o, uint16_t id, c
 
 static void put_initial(struct vms_dat_writer *w, struct obuf *o)
 {
-	static const uint8_t magic[] = { 0x17, 0x08, 0x44, 't', 'r', 'a', 'c', 'i', 'n', 'g' };
 	uint8_t b;
 
-	ob_write(o, magic, sizeof(magic));
+	ob_write(o, DAT_MAGIC, 10);
 	ob_str(o, w->version == 7 ? "7" : "6");
 	b = 0; /* little-endian */
 	ob_write(o, &b, 1);
