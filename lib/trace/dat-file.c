@@ -758,14 +758,27 @@ static int choose_buffer(struct vms_trace *t, const struct vms_trace_opts *opts,
 		if (!b->cpus[k].size)
 			continue;
 		if (b->cpus[k].off > t->info.file_size ||
-		    b->cpus[k].size > t->info.file_size - b->cpus[k].off)
-			return vms_trace_fail(
-				t, -VMS_E_TRACE_CORRUPT,
-				"CPU %u data [%llu, +%llu) lies outside the file (%llu "
-				"bytes)",
-				b->cpus[k].cpu, (unsigned long long)b->cpus[k].off,
-				(unsigned long long)b->cpus[k].size,
-				(unsigned long long)t->info.file_size);
+		    b->cpus[k].size > t->info.file_size - b->cpus[k].off) {
+			/* A truncated file (a recording cut short): read what is there, then
+			 * end the stream with this error. */
+			uint64_t have = b->cpus[k].off < t->info.file_size
+						? t->info.file_size - b->cpus[k].off
+						: 0;
+
+			vms_trace_fail(t, -VMS_E_TRACE_CORRUPT,
+				       "offset %llu: the file ends there, %llu bytes into CPU %u's "
+				       "%llu bytes of data (a truncated trace)",
+				       (unsigned long long)t->info.file_size,
+				       (unsigned long long)have, b->cpus[k].cpu,
+				       (unsigned long long)b->cpus[k].size);
+			if (!t->deferred_err)
+				t->deferred_err = -VMS_E_TRACE_CORRUPT;
+			if (t->comp != VMS_COMP_NONE && t->info.version >= 7)
+				have = 0; /* compressed chunks: their count and sizes are unknown */
+			b->cpus[k].size = have;
+			if (!have)
+				continue;
+		}
 		t->cpus[t->ncpus].cpu = (int)b->cpus[k].cpu;
 		t->cpus[t->ncpus].file_off = b->cpus[k].off;
 		t->cpus[t->ncpus].file_size = b->cpus[k].size;
