@@ -871,6 +871,8 @@ int vms_trace_open(const char *path, const struct vms_trace_opts *opts, struct v
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->cond, NULL);
 	t->path = strdup(path);
 	t->tep = tep_alloc();
 	t->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -928,6 +930,8 @@ void vms_trace_close(struct vms_trace *t)
 		free(t->meta_vals[i]);
 	free(t->meta_vals);
 	free(t->path);
+	pthread_mutex_destroy(&t->lock);
+	pthread_cond_destroy(&t->cond);
 	free(t);
 }
 

@@ -120,57 +120,146 @@ static int fill_window(struct vms_trace *t, struct vms_cpu_stream *c)
 	return 1;
 }
 
-/* Read and decompress the next chunk of a compressed CPU stream. */
-static int fill_chunk(struct vms_trace *t, struct vms_cpu_stream *c)
+/*
+ * Compressed streams: a worker thread reads and decompresses each CPU's chunks one ahead
+ * of the walk, into the CPU's spare slot, so decompression (the slow part of a zstd
+ * file) runs beside the parsing. The worker touches only the slots and its own zstd
+ * context; errors are handed over in the slot and reported by the walking thread, in
+ * order.
+ */
+
+/* Read and decompress the next chunk of @c into slot @s (worker side, lock not held). */
+static void load_chunk(struct vms_trace *t, struct vms_cpu_stream *c, struct chunk_slot *s)
 {
 	uint32_t hdr[2];
-	uint64_t off;
-	int ret;
+	uint64_t off = c->file_off + c->consumed;
 
-	if (!c->chunks_left)
-		return 0;
-	off = c->file_off + c->consumed;
-	if (c->file_size - c->consumed < 8 || pread(t->fd, hdr, 8, (off_t)off) != 8)
-		return vms_trace_fail(t, -VMS_E_TRACE_CORRUPT,
-				      "offset %llu: CPU %d: chunk header truncated",
-				      (unsigned long long)off, c->cpu);
+	s->file_off = off;
+	if (c->file_size - c->consumed < 8 || pread(t->fd, hdr, 8, (off_t)off) != 8) {
+		s->err = -VMS_E_TRACE_CORRUPT;
+		s->what = "chunk header truncated";
+		return;
+	}
 	if (hdr[0] > MAX_CHUNK || hdr[1] > MAX_CHUNK || !hdr[1] || hdr[1] % t->info.page_size ||
-	    hdr[0] > c->file_size - c->consumed - 8)
-		return vms_trace_fail(
-			t, -VMS_E_TRACE_CORRUPT,
-			"offset %llu: CPU %d: chunk of %u bytes (%u uncompressed) does "
-			"not fit",
-			(unsigned long long)off, c->cpu, hdr[0], hdr[1]);
-	if (hdr[0] > c->ccap) {
-		uint8_t *nb = realloc(c->cbuf, hdr[0]);
-
-		if (!nb)
-			return -ENOMEM;
-		c->cbuf = nb;
-		c->ccap = hdr[0];
+	    hdr[0] > c->file_size - c->consumed - 8) {
+		s->err = -VMS_E_TRACE_CORRUPT;
+		s->what = "chunk sizes do not fit the data";
+		return;
 	}
-	if (hdr[1] + t->info.page_size > c->cap) {
-		uint8_t *nb = realloc(c->buf, hdr[1] + t->info.page_size);
+	if (hdr[0] > s->ccap) {
+		uint8_t *nb = realloc(s->cbuf, hdr[0]);
 
-		if (!nb)
-			return -ENOMEM;
-		c->buf = nb;
-		c->cap = hdr[1] + t->info.page_size;
+		if (!nb) {
+			s->err = -ENOMEM;
+			s->what = "out of memory";
+			return;
+		}
+		s->cbuf = nb;
+		s->ccap = hdr[0];
 	}
-	if (pread(t->fd, c->cbuf, hdr[0], (off_t)(off + 8)) != (ssize_t)hdr[0])
-		return vms_trace_fail(t, -VMS_E_TRACE_CORRUPT,
-				      "offset %llu: CPU %d: chunk truncated",
-				      (unsigned long long)off, c->cpu);
-	ret = vms_decompress(t, c->cbuf, hdr[0], c->buf, hdr[1]);
-	if (ret)
-		return vms_trace_fail(t, ret, "offset %llu: CPU %d: chunk does not decompress",
-				      (unsigned long long)off, c->cpu);
-	memset(c->buf + hdr[1], 0, t->info.page_size);
-	c->window = c->buf;
-	c->buf_file_off = off;
+	if (hdr[1] + t->info.page_size > s->cap) {
+		uint8_t *nb = realloc(s->buf, hdr[1] + t->info.page_size);
+
+		if (!nb) {
+			s->err = -ENOMEM;
+			s->what = "out of memory";
+			return;
+		}
+		s->buf = nb;
+		s->cap = hdr[1] + t->info.page_size;
+	}
+	if (pread(t->fd, s->cbuf, hdr[0], (off_t)(off + 8)) != (ssize_t)hdr[0]) {
+		s->err = -VMS_E_TRACE_CORRUPT;
+		s->what = "chunk truncated";
+		return;
+	}
+	if (vms_decompress(t, s->cbuf, hdr[0], s->buf, hdr[1])) {
+		s->err = -VMS_E_TRACE_CORRUPT;
+		s->what = "chunk does not decompress";
+		return;
+	}
+	memset(s->buf + hdr[1], 0, t->info.page_size);
+	s->len = hdr[1];
+	s->err = 0;
 	c->consumed += 8 + (uint64_t)hdr[0];
 	c->chunks_left--;
-	c->len = hdr[1];
+}
+
+static void *prefetch_worker(void *arg)
+{
+	struct vms_trace *t = arg;
+	unsigned int next = 0;
+
+	pthread_mutex_lock(&t->lock);
+	while (!t->worker_quit) {
+		struct vms_cpu_stream *c = NULL;
+		struct chunk_slot *s;
+
+		/* a CPU whose next slot to fill is free, round robin */
+		for (unsigned int k = 0; k < t->ncpus && !c; k++) {
+			struct vms_cpu_stream *x = &t->cpus[(next + k) % t->ncpus];
+
+			if (!x->load_done && x->slot[x->load].state == SLOT_EMPTY) {
+				c = x;
+				next = (next + k + 1) % t->ncpus;
+			}
+		}
+		if (!c) {
+			pthread_cond_wait(&t->cond, &t->lock);
+			continue;
+		}
+		s = &c->slot[c->load];
+		if (!c->chunks_left) {
+			s->state = SLOT_END;
+			c->load_done = true;
+		} else {
+			s->state = SLOT_LOADING;
+			pthread_mutex_unlock(&t->lock);
+			load_chunk(t, c, s);
+			pthread_mutex_lock(&t->lock);
+			s->state = s->err ? SLOT_ERROR : SLOT_READY;
+			if (s->err)
+				c->load_done = true;
+			c->load ^= 1;
+		}
+		pthread_cond_broadcast(&t->cond);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+/* Walk the next decompressed chunk of @c (walking side). Return: 1, 0 at the end, < 0. */
+static int fill_chunk(struct vms_trace *t, struct vms_cpu_stream *c)
+{
+	struct chunk_slot *s;
+	int ret = 1;
+
+	if (!t->worker_started) {
+		if (pthread_create(&t->worker, NULL, prefetch_worker, t))
+			return vms_trace_fail(t, -EAGAIN, "cannot start the decompression thread");
+		t->worker_started = true;
+	}
+	pthread_mutex_lock(&t->lock);
+	if (c->cur >= 0)
+		c->slot[c->cur].state = SLOT_EMPTY; /* done with it: the worker may refill it */
+	c->cur = c->cur < 0 ? 0 : c->cur ^ 1;
+	s = &c->slot[c->cur];
+	pthread_cond_broadcast(&t->cond);
+	while (s->state == SLOT_EMPTY || s->state == SLOT_LOADING)
+		pthread_cond_wait(&t->cond, &t->lock);
+	if (s->state == SLOT_END)
+		ret = 0;
+	else if (s->state == SLOT_ERROR)
+		ret = s->err;
+	pthread_mutex_unlock(&t->lock);
+	if (ret < 0)
+		return vms_trace_fail(t, ret, "offset %llu: CPU %d: %s",
+				      (unsigned long long)s->file_off, c->cpu, s->what);
+	if (!ret)
+		return 0;
+	c->window = s->buf;
+	c->buf_file_off = s->file_off;
+	c->len = s->len;
 	c->pos = 0;
 	return 1;
 }
@@ -390,6 +479,7 @@ int vms_dat_stream_init(struct vms_trace *t)
 						      (unsigned long long)c->file_off, c->cpu);
 			/* trace-cmd's per-CPU size counts the chunks, not this count. */
 			c->chunks_left = n;
+			c->cur = -1;
 			c->file_off += 4;
 		}
 		t->info.data_bytes += t->comp == VMS_COMP_NONE ? c->file_size : 0;
@@ -399,6 +489,20 @@ int vms_dat_stream_init(struct vms_trace *t)
 
 void vms_dat_stream_free(struct vms_trace *t)
 {
+	if (t->worker_started) {
+		pthread_mutex_lock(&t->lock);
+		t->worker_quit = true;
+		pthread_cond_broadcast(&t->cond);
+		pthread_mutex_unlock(&t->lock);
+		pthread_join(t->worker, NULL);
+		t->worker_started = false;
+	}
+	for (unsigned int i = 0; t->cpus && i < t->ncpus; i++) {
+		for (int k = 0; k < 2; k++) {
+			free(t->cpus[i].slot[k].buf);
+			free(t->cpus[i].slot[k].cbuf);
+		}
+	}
 	for (unsigned int i = 0; t->cpus && i < t->ncpus; i++) {
 		free(t->cpus[i].buf);
 		free(t->cpus[i].cbuf);

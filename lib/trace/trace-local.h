@@ -7,6 +7,7 @@
 #define VMS_TRACE_LOCAL_H
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "vmscope-local.h"
@@ -15,6 +16,20 @@
 struct tep_handle;
 
 enum vms_compression { VMS_COMP_NONE, VMS_COMP_ZSTD, VMS_COMP_ZLIB };
+
+/* A compressed chunk, decompressed by the prefetch worker (see dat-stream.c). */
+enum slot_state { SLOT_EMPTY, SLOT_LOADING, SLOT_READY, SLOT_END, SLOT_ERROR };
+
+struct chunk_slot {
+	enum slot_state state;
+	uint8_t *buf; /* decompressed pages, plus a page of zero slack */
+	size_t cap, len;
+	uint8_t *cbuf; /* the compressed bytes */
+	size_t ccap;
+	uint64_t file_off; /* of the chunk (messages) */
+	int err;
+	const char *what; /* SLOT_ERROR: what was wrong */
+};
 
 /* One CPU's ring-buffer data in the file, read a window (or a chunk) at a time. */
 struct vms_cpu_stream {
@@ -28,6 +43,11 @@ struct vms_cpu_stream {
 	uint64_t buf_file_off; /* file offset of buf[0] (uncompressed data) */
 	uint8_t *cbuf;	       /* one compressed chunk */
 	size_t ccap;
+	/* compressed data: the chunk being walked and the next one, filled by the worker */
+	struct chunk_slot slot[2];
+	int cur;	       /* the slot being walked, -1 before the first */
+	int load;	       /* the slot the worker fills next */
+	bool load_done;	       /* the worker has met the end (or an error) of this CPU */
 	const uint8_t *window; /* the pages being walked: buf, or the mapping */
 	void *map;	       /* mapped window of an uncompressed stream, or NULL */
 	size_t map_len;
@@ -57,7 +77,12 @@ struct vms_trace {
 	char compression[40];
 	char uname[256];
 	enum vms_compression comp;
-	void *zstd_dctx;
+	void *zstd_dctx; /* the prefetch worker's once the stream runs */
+	/* prefetch worker of compressed streams: decompresses chunks ahead of the walk */
+	pthread_t worker;
+	bool worker_started, worker_quit;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
 	struct tep_handle *tep;
 	char *meta;	  /* vmscope metadata option text, or NULL */
 	char **meta_vals; /* meta split in lines: key NUL value */
