@@ -4,8 +4,9 @@
 # vmscope set-up, for a fresh Debian machine, as root:
 #   ./setup.sh          install what is missing, build, and run the demo on the built-in
 #                       test VM (needs /dev/kvm; no VM of yours is needed)
-#   ./setup.sh test     install, build (also with AddressSanitizer + UBSan), run every
-#                       test suite; ends with "N passed, N failed, N skipped"
+#   ./setup.sh test     install, build (also with AddressSanitizer + UBSan, and the trace
+#                       suites with ThreadSanitizer), run every test suite; ends with
+#                       "N passed, N failed, N skipped"
 #   ./setup.sh build    install and build only
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -79,7 +80,8 @@ demo() {
 run_suites() { # run_suites DIR: meson test, totals appended to $totals
 	local dir=$1 log
 	log=$(mktemp)
-	meson test -C "$dir" --print-errorlogs --num-processes 2 >"$log" 2>&1 || true
+	# shellcheck disable=SC2086
+	meson test -C "$dir" --print-errorlogs --num-processes 2 ${SUITES:-} >"$log" 2>&1 || true
 	# The per-test lines (before meson's repeated "Summary of Failures"), then the reason
 	# of every failed check and every skip.
 	awk '/Summary of Failures/ { exit } /^ *[0-9]+\/[0-9]+ / { print }' "$log" | sed "s|^|[$dir] |"
@@ -99,10 +101,14 @@ demo) demo ;;
 test)
 	build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
 		-Dc_args=-fno-sanitize-recover=all -Dc_link_args=-fno-sanitize-recover=all
+	# ThreadSanitizer for the trace reader (a decompression worker thread)
+	build build-tsan -Db_sanitize=thread -Db_lundef=false
 	totals=$(mktemp)
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+	export TSAN_OPTIONS=halt_on_error=1
 	run_suites build
 	run_suites build-asan
+	SUITES="--suite trace --suite fuzz" run_suites build-tsan
 	read -r p f s < <(awk '{ p += $1; f += $2; s += $3 } END { print p+0, f+0, s+0 }' "$totals")
 	rm -f "$totals"
 	echo "$p passed, $f failed, $s skipped"
