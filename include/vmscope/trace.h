@@ -139,6 +139,35 @@ struct vms_trace_info {
 VMS_API int vms_trace_open(const char *path, const struct vms_trace_opts *opts,
 			   struct vms_trace **out);
 
+/* Options of a live trace: the kernel's events as they happen, in a tracefs instance. */
+struct vms_live_opts {
+	size_t sz;		   /* sizeof(struct vms_live_opts) */
+	const char *const *events; /* "system:event" to enable, NULL-terminated; NULL: the
+				    * kvm and sched events of vmscope record */
+	const int *pids;	   /* filter kvm events by the threads of these processes */
+	size_t npids;		   /* (0: no filter) */
+	unsigned int buffer_kb;	   /* ring buffer per CPU; 0: 4096 */
+};
+
+/**
+ * vms_trace_open_live() - a live trace: records as the kernel writes them
+ * @opts: what to trace
+ * @out: receives the reader; vms_trace_next() blocks until records come, and returns 0
+ *       once vms_trace_stop() was called and everything traced until then was delivered
+ *
+ * Works in a tracefs instance of its own ("vmscope-<pid>-live", removed by
+ * vms_trace_close(); one left by a process that died is removed by the next one), with the
+ * "mono" trace clock: timestamps are CLOCK_MONOTONIC ns. Records are delivered in time
+ * order across CPUs: a record is handed out once every CPU has been read past its time
+ * (each round reads every CPU; records newer than the earliest of those reads, less a
+ * 10 ms margin for events still being written, wait for the next round).
+ * Return: 0 or a negative errno (vms_trace_open_error() says what).
+ */
+VMS_API int vms_trace_open_live(const struct vms_live_opts *opts, struct vms_trace **out);
+
+/** vms_trace_stop() - end a live trace (safe from any thread); no-op for a file. */
+VMS_API void vms_trace_stop(struct vms_trace *t);
+
 /** vms_trace_open_error() - why the last vms_trace_open() of this thread failed ("" if not). */
 VMS_API const char *vms_trace_open_error(void);
 

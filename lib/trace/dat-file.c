@@ -266,8 +266,8 @@ static int parse_header_info(struct vms_trace *t, struct cur *c)
  * leaks on damaged input (found by fuzz/fuzz-dat-reader.c), and a trace file is input.
  * A format that still does not parse only costs that event.
  */
-static void parse_one_format(struct vms_trace *t, char *text, uint64_t size, const char *system,
-			     uint32_t i)
+void vms_trace_parse_format(struct vms_trace *t, char *text, uint64_t size, const char *system,
+			    uint32_t i)
 {
 	char *pf = strstr(text, "\nprint fmt:");
 	static const char empty[] = "\nprint fmt: \"\"\n";
@@ -303,7 +303,7 @@ static int parse_formats(struct vms_trace *t, struct cur *c, const char *system)
 		if ((ret = cur_u64(c, &size, "event format size")) ||
 		    (ret = cur_blob(c, size, MAX_FORMAT, &text, "event format")))
 			return ret;
-		parse_one_format(t, text, size, system, i);
+		vms_trace_parse_format(t, text, size, system, i);
 		free(text);
 	}
 	return 0;
@@ -853,7 +853,8 @@ int vms_dat_parse(struct vms_trace *t, const struct vms_trace_opts *opts)
 
 /* ---- the public part that is not about records ---- */
 
-static __thread char open_error[512];
+__thread char vms_trace_open_errbuf[512];
+#define open_error vms_trace_open_errbuf
 
 const char *vms_trace_open_error(void)
 {
@@ -915,6 +916,8 @@ void vms_trace_close(struct vms_trace *t)
 {
 	if (!t)
 		return;
+	if (t->live)
+		vms_live_free(t);
 	vms_dat_stream_free(t);
 	if (t->fd >= 0)
 		close(t->fd);

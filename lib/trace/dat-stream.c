@@ -275,7 +275,9 @@ static int next_page(struct vms_trace *t, struct vms_cpu_stream *c)
 		int ret;
 
 		if (c->pos >= c->len) {
-			ret = t->comp == VMS_COMP_NONE ? fill_window(t, c) : fill_chunk(t, c);
+			ret = t->live			 ? vms_live_fill(t, c)
+			      : t->comp == VMS_COMP_NONE ? fill_window(t, c)
+							 : fill_chunk(t, c);
 			if (ret <= 0)
 				return ret;
 		}
@@ -451,6 +453,10 @@ static void set_threshold(struct vms_trace *t)
 
 int vms_dat_stream_init(struct vms_trace *t)
 {
+	if (t->live) {
+		t->heap = calloc(t->ncpus ? t->ncpus : 1, sizeof(*t->heap));
+		return t->heap ? 0 : -ENOMEM;
+	}
 	size_t pages = t->window_pages;
 
 	/* Bound the windows of many CPUs to 64 MiB in all. */
@@ -522,43 +528,10 @@ static void stream_error(struct vms_trace *t, int ret)
 		t->deferred_err = ret;
 }
 
-int vms_trace_next(struct vms_trace *t, struct vms_record *rec)
+/* Hand out the heap top's record (or its pending LOST record). */
+static int deliver(struct vms_trace *t, struct vms_record *rec)
 {
 	struct vms_cpu_stream *c;
-	int ret;
-
-	if (!t->started) {
-		t->started = true;
-		for (unsigned int i = 0; i < t->ncpus; i++) {
-			ret = cpu_advance(t, &t->cpus[i]);
-			if (ret < 0)
-				stream_error(t, ret);
-			if (ret == 1)
-				t->heap[t->heap_len++] = i;
-		}
-		for (unsigned int i = t->heap_len / 2 + 1; i-- > 0;)
-			heap_down(t, i);
-		set_threshold(t);
-	} else if (t->advance_pending) {
-		/* The caller is done with the last record: move its CPU on. While that CPU's
-		 * records come before every other CPU's next one, the heap is left alone. */
-		struct vms_cpu_stream *top = &t->cpus[t->heap[0]];
-
-		t->advance_pending = false;
-		ret = cpu_advance(t, top);
-		if (ret == 1 && !top->lost_pending && top->rec_ts < t->threshold) {
-			/* fast path */
-		} else {
-			if (ret < 0)
-				stream_error(t, ret);
-			if (ret != 1)
-				t->heap[0] = t->heap[--t->heap_len];
-			heap_down(t, 0);
-			set_threshold(t);
-		}
-	}
-	if (!t->heap_len)
-		return t->deferred_err;
 
 	c = &t->cpus[t->heap[0]];
 	rec->cpu = c->cpu;
@@ -595,4 +568,110 @@ int vms_trace_next(struct vms_trace *t, struct vms_record *rec)
 	t->events++;
 	t->advance_pending = true;
 	return 1;
+}
+
+static void heap_up(struct vms_trace *t, unsigned int i)
+{
+	while (i && heap_less(t, t->heap[i], t->heap[(i - 1) / 2])) {
+		unsigned int p = (i - 1) / 2, tmp = t->heap[i];
+
+		t->heap[i] = t->heap[p];
+		t->heap[p] = tmp;
+		i = p;
+	}
+}
+
+/*
+ * A live trace: records below the watermark go out in time order; otherwise a new round
+ * reads every CPU (vms_live_round()) and the CPUs that ran dry come back into the heap.
+ */
+static int live_next(struct vms_trace *t, struct vms_record *rec)
+{
+	for (;;) {
+		int ret;
+
+		if (t->advance_pending) {
+			struct vms_cpu_stream *top = &t->cpus[t->heap[0]];
+
+			t->advance_pending = false;
+			ret = cpu_advance(t, top);
+			if (ret < 0)
+				stream_error(t, ret);
+			if (ret != 1) {
+				top->in_heap = false;
+				t->heap[0] = t->heap[--t->heap_len];
+			}
+			heap_down(t, 0);
+		}
+		if (t->heap_len && key_ts(&t->cpus[t->heap[0]]) < t->live_w)
+			return deliver(t, rec);
+		if (t->live_ended && !t->heap_len)
+			return t->deferred_err;
+		if (t->heap_len && t->live_ended)
+			return deliver(t, rec);
+		if (!t->live_ended && t->started) {
+			struct timespec nap = { 0, 20000000 };
+
+			nanosleep(&nap, NULL);
+		}
+		t->started = true;
+		vms_live_round(t);
+		for (unsigned int i = 0; i < t->ncpus; i++) {
+			struct vms_cpu_stream *c = &t->cpus[i];
+
+			if (c->in_heap)
+				continue;
+			ret = cpu_advance(t, c);
+			if (ret < 0)
+				stream_error(t, ret);
+			if (ret == 1) {
+				c->in_heap = true;
+				t->heap[t->heap_len++] = i;
+				heap_up(t, t->heap_len - 1);
+			}
+		}
+	}
+}
+
+int vms_trace_next(struct vms_trace *t, struct vms_record *rec)
+{
+	int ret;
+
+	if (t->live)
+		return live_next(t, rec);
+
+	if (!t->started) {
+		t->started = true;
+		for (unsigned int i = 0; i < t->ncpus; i++) {
+			ret = cpu_advance(t, &t->cpus[i]);
+			if (ret < 0)
+				stream_error(t, ret);
+			if (ret == 1)
+				t->heap[t->heap_len++] = i;
+		}
+		for (unsigned int i = t->heap_len / 2 + 1; i-- > 0;)
+			heap_down(t, i);
+		set_threshold(t);
+	} else if (t->advance_pending) {
+		/* The caller is done with the last record: move its CPU on. While that CPU's
+		 * records come before every other CPU's next one, the heap is left alone. */
+		struct vms_cpu_stream *top = &t->cpus[t->heap[0]];
+
+		t->advance_pending = false;
+		ret = cpu_advance(t, top);
+		if (ret == 1 && !top->lost_pending && top->rec_ts < t->threshold) {
+			/* fast path */
+		} else {
+			if (ret < 0)
+				stream_error(t, ret);
+			if (ret != 1)
+				t->heap[0] = t->heap[--t->heap_len];
+			heap_down(t, 0);
+			set_threshold(t);
+		}
+	}
+	if (!t->heap_len)
+		return t->deferred_err;
+
+	return deliver(t, rec);
 }

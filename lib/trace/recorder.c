@@ -23,6 +23,7 @@
 #include "vmscope/host.h"
 #include "vmscope/record.h"
 #include "vmscope/trace-writer.h"
+#include "trace-local.h"
 
 #define VMS_RECORD_MAX_VCPUS 4096
 
@@ -91,9 +92,12 @@ const char *vms_recorder_last_error(const struct vms_recorder *r)
 	return r ? r->err : new_error;
 }
 
-/* Remove instances "vmscope-<pid>" whose recorder process is gone. The names are matched
- * here: tracefs_instances() with a regex leaks the compiled regex (libtracefs 1.6). */
-static void remove_stale_instances(void)
+/*
+ * Remove instances "vmscope-<pid>" and "vmscope-<pid>-<what>" whose process is gone (a
+ * recorder or a live trace killed with SIGKILL). The names are matched here:
+ * tracefs_instances() with a regex leaks the compiled regex (libtracefs 1.6).
+ */
+void vms_trace_remove_stale_instances(void)
 {
 	char **names = tracefs_instances(NULL);
 
@@ -106,13 +110,13 @@ static void remove_stale_instances(void)
 		if (strncmp(n, "vmscope-", 8) || !n[8])
 			continue;
 		pid = strtol(n + 8, &end, 10);
-		if (*end || pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+		if ((*end && *end != '-') || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
 		in = tracefs_instance_alloc(NULL, n);
 		if (in) {
 			tracefs_instance_destroy(in);
 			tracefs_instance_free(in);
-			vms_info("record: removed the instance %s of a recorder that died", n);
+			vms_info("removed the tracefs instance %s of a process that died", n);
 		}
 	}
 	tracefs_list_free(names);
@@ -328,7 +332,7 @@ int vms_recorder_new(const struct vms_record_opts *opts, struct vms_recorder **o
 			       "(mount -t tracefs nodev /sys/kernel/tracing)");
 		goto fail;
 	}
-	remove_stale_instances();
+	vms_trace_remove_stale_instances();
 	if ((ret = select_vms(r)) || (ret = collect_threads(r)) || (ret = setup_instance(r)))
 		goto fail;
 	r->ncpus = (unsigned int)sysconf(_SC_NPROCESSORS_CONF);

@@ -15,6 +15,9 @@
 
 struct tep_handle;
 
+struct tracefs_instance;
+struct tracefs_cpu;
+
 enum vms_compression { VMS_COMP_NONE, VMS_COMP_ZSTD, VMS_COMP_ZLIB };
 
 /* A compressed chunk, decompressed by the prefetch worker (see dat-stream.c). */
@@ -48,6 +51,7 @@ struct vms_cpu_stream {
 	int cur;	       /* the slot being walked, -1 before the first */
 	int load;	       /* the slot the worker fills next */
 	bool load_done;	       /* the worker has met the end (or an error) of this CPU */
+	bool in_heap;	       /* has a current record (live CPUs leave the heap and come back) */
 	const uint8_t *window; /* the pages being walked: buf, or the mapping */
 	void *map;	       /* mapped window of an uncompressed stream, or NULL */
 	size_t map_len;
@@ -97,6 +101,13 @@ struct vms_trace {
 	bool advance_pending; /* the CPU at the heap's top has handed out its record */
 	int deferred_err;     /* first streaming error, returned once the stream ends */
 	uint64_t threshold;   /* see set_threshold() in dat-stream.c */
+	/* live traces */
+	bool live;
+	struct tracefs_instance *inst;
+	struct tracefs_cpu **tcpu;
+	uint64_t live_w; /* records older than this can be handed out */
+	bool live_stop;	 /* vms_trace_stop() was called */
+	bool live_ended; /* stopped and flushed: what is in the windows is all */
 	size_t window_pages;
 	uint64_t events, lost, lost_windows;
 	char err[512];
@@ -107,6 +118,18 @@ __attribute__((format(printf, 3, 4))) int vms_trace_fail(struct vms_trace *t, in
 							 const char *fmt, ...);
 
 int vms_dat_parse(struct vms_trace *t, const struct vms_trace_opts *opts);
+/* Parse one event format file (@text is modified: its print format is dropped). */
+void vms_trace_parse_format(struct vms_trace *t, char *text, uint64_t size, const char *system,
+			    uint32_t i);
+extern __thread char vms_trace_open_errbuf[512];
+
+/* Remove tracefs instances of vmscope processes that died (recorder.c). */
+void vms_trace_remove_stale_instances(void);
+
+/* live traces (live.c) */
+int vms_live_fill(struct vms_trace *t, struct vms_cpu_stream *c);
+int vms_live_round(struct vms_trace *t);
+void vms_live_free(struct vms_trace *t);
 int vms_dat_stream_init(struct vms_trace *t);
 void vms_dat_stream_free(struct vms_trace *t);
 
