@@ -212,8 +212,6 @@ static void row_sample(struct exits *e, uint32_t row, uint64_t ns)
 	e->sumsq[row] += (unsigned __int128)ns * ns;
 	if (vms_hist_add_fast(&r->hist, ns) && !e->err)
 		e->err = -ENOMEM;
-	e->sum.samples++;
-	e->sum.total_ns += ns;
 }
 
 /* Count a key event (timed or not); returns its row. */
@@ -239,7 +237,6 @@ static uint32_t key_event(struct exits *e, struct thread *t, int tid, uint32_t i
 		return NO_ROW;
 	}
 	e->rows[row].events++;
-	e->sum.events++;
 	return row;
 }
 
@@ -480,9 +477,14 @@ static void exits_finish(void *priv, struct vms_session *s)
 	for (size_t i = 0; i < e->th_cap; i++)
 		if (e->th[i].tid && e->th[i].start_ts)
 			e->sum.unfinished++;
-	/* mean and M2 from the exact sums: M2 = sum(x^2) - (sum x)^2 / n */
+	/* mean and M2 from the exact sums: M2 = sum(x^2) - (sum x)^2 / n; the totals are the
+	 * rows' sums (kept out of the per-record path) */
 	for (size_t i = 0; i < e->nrows; i++) {
 		struct vms_exits_row *r = &e->rows[i];
+
+		e->sum.events += r->events;
+		e->sum.samples += r->count;
+		e->sum.total_ns += r->total_ns;
 
 		if (!r->count)
 			continue;
