@@ -18,18 +18,7 @@
 #include "vmscope/testvm.h"
 #include "vmscope/trace.h"
 
-static int failures, checks;
-
-#define CHECK(cond, ...)                     \
-	do {                                 \
-		checks++;                    \
-		if (!(cond)) {               \
-			failures++;          \
-			printf("FAIL: ");    \
-			printf(__VA_ARGS__); \
-			printf("\n");        \
-		}                            \
-	} while (0)
+#include "check.h"
 
 static struct vms_testvm *vm;
 static volatile int vm_done;
@@ -140,6 +129,5 @@ int main(void)
 	vms_trace_close(t);
 	CHECK(stat(inst, &st) != 0, "the instance is removed");
 	vms_testvm_free(vm);
-	printf("%d of %d checks failed\n", failures, checks);
-	return failures ? 1 : 0;
+	return CHECK_DONE();
 }

@@ -29,18 +29,7 @@
 #include "vmscope/stats.h"
 #include "vmscope/testvm.h"
 
-static int failures, checks;
-
-#define CHECK(cond, ...)                     \
-	do {                                 \
-		checks++;                    \
-		if (!(cond)) {               \
-			failures++;          \
-			printf("FAIL: ");    \
-			printf(__VA_ARGS__); \
-			printf("\n");        \
-		}                            \
-	} while (0)
+#include "check.h"
 
 static const char *const names[] = { "exits",	 "mmio_exits",	   "halt_exits",
 				     "io_exits", "insn_emulation", "hypercalls" };
@@ -183,6 +172,5 @@ int main(void)
 		close(sfd[i]);
 	}
 	vms_testvm_free(vm);
-	printf("%d of %d checks failed\n", failures, checks);
-	return failures ? 1 : 0;
+	return CHECK_DONE();
 }

@@ -54,6 +54,7 @@
 
 #include <traceevent/event-parse.h>
 
+#include "tools-util.h"
 #include "vmscope/trace.h"
 
 #ifndef DAT2PERF_FORMATS_DIR
@@ -230,44 +231,6 @@ static bool pid_add(struct conv *c, int pid)
 
 /* ---- event formats ---- */
 
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	size_t cap = 0, n = 0;
-
-	if (!f)
-		return NULL;
-	for (;;) {
-		if (n + 4096 + 1 > cap) {
-			char *nb = realloc(buf, cap = cap ? cap * 2 : 16384);
-
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				errno = ENOMEM;
-				return NULL;
-			}
-			buf = nb;
-		}
-		size_t k = fread(buf + n, 1, 4096, f);
-
-		n += k;
-		if (k < 4096)
-			break;
-	}
-	if (ferror(f)) {
-		free(buf);
-		fclose(f);
-		errno = EIO;
-		return NULL;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-}
-
 static bool same_fields(struct tep_format_field **a, struct tep_format_field **b, char *why,
 			size_t whylen)
 {
@@ -320,7 +283,7 @@ static int load_format(struct conv *c, struct tp *tp, struct tep_event *ev)
 	int ret = -1;
 
 	snprintf(path, sizeof(path), "%s/%s/%s/format", c->o->formats, ev->system, ev->name);
-	text = read_file(path, &len);
+	text = tools_read_file(path, &len);
 	if (!text) {
 		fprintf(stderr,
 			"dat2perf: %s: %s (the trace has records of %s:%s: copy its format from "
@@ -567,7 +530,7 @@ static int put_text_file(struct conv *c, const char *tag, size_t taglen, const c
 	char *text;
 
 	snprintf(path, sizeof(path), "%s/%s", c->o->formats, name);
-	text = read_file(path, &len);
+	text = tools_read_file(path, &len);
 	if (!text) {
 		fprintf(stderr, "dat2perf: %s: %s\n", path, strerror(errno));
 		return -1;

@@ -46,6 +46,7 @@
 
 #include <traceevent/event-parse.h>
 
+#include "tools-util.h"
 #include "vmscope/json.h"
 #include "vmscope/trace-writer.h"
 
@@ -253,37 +254,6 @@ static inline void rec_begin(struct rec *r, const struct evdesc *d, int32_t pid)
 	rec_u(r, &d->pid, (uint64_t)(uint32_t)pid);
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t cap = 0, n = 0;
-
-	if (!f)
-		return NULL;
-	for (;;) {
-		if (n + 4096 + 1 > cap) {
-			char *b = realloc(buf, cap = cap ? cap * 2 : 8192);
-
-			if (!b) {
-				free(buf);
-				fclose(f);
-				return NULL;
-			}
-			buf = b;
-		}
-		size_t r = fread(buf + n, 1, cap - n - 1, f);
-
-		n += r;
-		if (r == 0)
-			break;
-	}
-	fclose(f);
-	buf[n] = 0;
-	*len = n;
-	return buf;
-}
-
 static void fld_of(struct tep_format_field *tf, struct fld *f)
 {
 	f->off = tf ? tf->offset : -1;
@@ -327,7 +297,7 @@ static int load_formats(const char *dir, struct tep_handle *tep, struct vms_dat_
 
 			snprintf(path, sizeof(path), "%s/%s/%s/format", dir, sys[i]->d_name,
 				 evs[j]->d_name);
-			text = slurp(path, &len);
+			text = tools_read_file(path, &len);
 			if (!text)
 				continue;
 			if (tep_parse_event(tep, text, len, sys[i]->d_name)) {
@@ -1982,9 +1952,9 @@ int main(int argc, char **argv)
 		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	snprintf(path, sizeof(path), "%s/header_page", o.formats);
-	hp = slurp(path, &len);
+	hp = tools_read_file(path, &len);
 	snprintf(path, sizeof(path), "%s/header_event", o.formats);
-	he = slurp(path, &len);
+	he = tools_read_file(path, &len);
 	if (!hp || !he) {
 		fprintf(stderr, "gentrace: %s: no header_page / header_event\n", o.formats);
 		goto out;
