@@ -309,6 +309,11 @@ static int parse_formats(struct vms_trace *t, struct cur *c, const char *system)
 	return 0;
 }
 
+static int parse_ftrace_formats(struct vms_trace *t, struct cur *c)
+{
+	return parse_formats(t, c, "ftrace");
+}
+
 static int parse_event_formats(struct vms_trace *t, struct cur *c)
 {
 	uint32_t nsys;
@@ -606,7 +611,7 @@ static int parse_v6(struct vms_trace *t, struct cur *c, struct parse_state *ps)
 	struct buffer_desc *top;
 	int ret;
 
-	if ((ret = parse_header_info(t, c)) || (ret = parse_formats(t, c, "ftrace")) ||
+	if ((ret = parse_header_info(t, c)) || (ret = parse_ftrace_formats(t, c)) ||
 	    (ret = parse_event_formats(t, c)))
 		return ret;
 	if ((ret = cur_u32(c, &size, "kallsyms size")) || (ret = cur_skip(c, size, "kallsyms")) ||
@@ -647,6 +652,18 @@ static int parse_v6(struct vms_trace *t, struct cur *c, struct parse_state *ps)
 	}
 	return 0;
 }
+
+/* The v7 sections that hold what v6 keeps in its header, in the order they are parsed. */
+static const struct {
+	uint16_t id;
+	const char *name;
+	int (*parse)(struct vms_trace *t, struct cur *c);
+} v7_meta[] = {
+	{ OPT_HEADER_INFO, "header info", parse_header_info },
+	{ OPT_FTRACE_EVENTS, "ftrace formats", parse_ftrace_formats },
+	{ OPT_EVENT_FORMATS, "event formats", parse_event_formats },
+	{ OPT_CMDLINES, "cmdlines", parse_cmdlines },
+};
 
 static int parse_v7(struct vms_trace *t, struct cur *c, struct parse_state *ps)
 {
@@ -694,34 +711,13 @@ static int parse_v7(struct vms_trace *t, struct cur *c, struct parse_state *ps)
 	if (!ps->sections[OPT_HEADER_INFO] || !ps->sections[OPT_EVENT_FORMATS])
 		return vms_trace_fail(t, -VMS_E_TRACE_CORRUPT,
 				      "no header info or event formats section");
-	if ((ret = section_load(t, ps->sections[OPT_HEADER_INFO], OPT_HEADER_INFO, "header info",
-				&s)))
-		return ret;
-	ret = parse_header_info(t, &s.cur);
-	free(s.data);
-	if (ret)
-		return ret;
-	if (ps->sections[OPT_FTRACE_EVENTS]) {
-		if ((ret = section_load(t, ps->sections[OPT_FTRACE_EVENTS], OPT_FTRACE_EVENTS,
-					"ftrace formats", &s)))
+	for (size_t i = 0; i < VMS_ARRAY_SIZE(v7_meta); i++) {
+		if (!ps->sections[v7_meta[i].id])
+			continue; /* optional: the two that are not were checked above */
+		if ((ret = section_load(t, ps->sections[v7_meta[i].id], v7_meta[i].id,
+					v7_meta[i].name, &s)))
 			return ret;
-		ret = parse_formats(t, &s.cur, "ftrace");
-		free(s.data);
-		if (ret)
-			return ret;
-	}
-	if ((ret = section_load(t, ps->sections[OPT_EVENT_FORMATS], OPT_EVENT_FORMATS,
-				"event formats", &s)))
-		return ret;
-	ret = parse_event_formats(t, &s.cur);
-	free(s.data);
-	if (ret)
-		return ret;
-	if (ps->sections[OPT_CMDLINES]) {
-		if ((ret = section_load(t, ps->sections[OPT_CMDLINES], OPT_CMDLINES, "cmdlines",
-					&s)))
-			return ret;
-		ret = parse_cmdlines(t, &s.cur);
+		ret = v7_meta[i].parse(t, &s.cur);
 		free(s.data);
 		if (ret)
 			return ret;
