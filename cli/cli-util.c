@@ -104,16 +104,17 @@ int cli_parse_double(const char *s, double *val)
 	return 0;
 }
 
-int cli_parse_format(const char *s, enum cli_format *fmt)
+int cli_format_option(const char *cmd, const char *s, bool csv, enum cli_format *fmt)
 {
 	if (!strcmp(s, "table"))
 		*fmt = CLI_FORMAT_TABLE;
-	else if (!strcmp(s, "csv"))
+	else if (csv && !strcmp(s, "csv"))
 		*fmt = CLI_FORMAT_CSV;
 	else if (!strcmp(s, "json"))
 		*fmt = CLI_FORMAT_JSON;
 	else
-		return -EINVAL;
+		return cli_usage_error(cmd, "--format takes %s, not '%s'",
+				       csv ? "table, csv or json" : "table or json", s);
 	return 0;
 }
 

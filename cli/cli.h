@@ -39,7 +39,8 @@ int cli_bad_option(const char *cmd, char **argv);
 int cli_parse_duration(const char *s, uint64_t *ns);
 int cli_parse_uint(const char *s, unsigned long long max, unsigned long long *val);
 int cli_parse_double(const char *s, double *val);
-int cli_parse_format(const char *s, enum cli_format *fmt);
+/* --format's value; csv only where @csv. On a bad value: the usage error, CLI_EXIT_USAGE. */
+int cli_format_option(const char *cmd, const char *s, bool csv, enum cli_format *fmt);
 
 /* Route the library's log to stderr with the command's name (warnings and errors). */
 void cli_setup_log(const char *cmd, bool verbose);

@@ -136,11 +136,8 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 			break;
 		}
 		case 'f':
-			if (cli_parse_format(optarg, &a->format))
-				return cli_usage_error(CMD,
-						       "--format takes table, csv or json, not "
-						       "'%s'",
-						       optarg);
+			if (cli_format_option(CMD, optarg, true, &a->format))
+				return CLI_EXIT_USAGE;
 			break;
 		case 'b':
 			a->buffer = optarg;

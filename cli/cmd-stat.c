@@ -100,11 +100,8 @@ static int parse_args(int argc, char **argv, struct stat_args *a)
 			a->guest = optarg;
 			break;
 		case 'f':
-			if (cli_parse_format(optarg, &a->format))
-				return cli_usage_error(CMD,
-						       "--format takes table, csv or json, not "
-						       "'%s'",
-						       optarg);
+			if (cli_format_option(CMD, optarg, true, &a->format))
+				return CLI_EXIT_USAGE;
 			break;
 		case 'v':
 			a->verbose = true;

@@ -210,9 +210,8 @@ static int parse_args(int argc, char **argv, struct testvm_args *a)
 			a->stats = true;
 			break;
 		case 'f':
-			if (cli_parse_format(optarg, &a->format) || a->format == CLI_FORMAT_CSV)
-				return cli_usage_error(
-					CMD, "--format takes table or json, not '%s'", optarg);
+			if (cli_format_option(CMD, optarg, false, &a->format))
+				return CLI_EXIT_USAGE;
 			break;
 		case 'd':
 			a->daemon = true;
