@@ -29,19 +29,47 @@ struct vms_hist {
 /** vms_hist_add() - count @value; -ENOMEM only when a new octave cannot be allocated. */
 VMS_API int vms_hist_add(struct vms_hist *h, uint64_t value);
 
+/** vms_hist_locate() - the octave and the bucket in it of @v. */
+static inline void vms_hist_locate(uint64_t v, unsigned int *oct, unsigned int *sub)
+{
+	if (v < VMS_HIST_SUB) {
+		*oct = 0;
+		*sub = (unsigned int)v;
+	} else {
+		unsigned int top = 63 - (unsigned int)__builtin_clzll(v); /* >= 8 */
+
+		*oct = top - VMS_HIST_SUB_BITS + 1;
+		*sub = (unsigned int)(v >> (top - VMS_HIST_SUB_BITS)) & (VMS_HIST_SUB - 1);
+	}
+}
+
+/** vms_hist_octave() - allocate octave @oct of @h if it is not yet; NULL when out of memory. */
+VMS_API uint32_t *vms_hist_octave(struct vms_hist *h, unsigned int oct);
+
+/**
+ * vms_hist_counter() - the counter of @v's bucket, for callers that count a great many
+ * values and keep count, min and max themselves: they increment the counter (when they
+ * like: it never moves) and set count, min and max before the histogram is read.
+ * Returns NULL when the bucket's octave cannot be allocated.
+ */
+static inline uint32_t *vms_hist_counter(struct vms_hist *h, uint64_t v)
+{
+	unsigned int oct, sub;
+	uint32_t *o;
+
+	vms_hist_locate(v, &oct, &sub);
+	o = h->octave[oct];
+	if (__builtin_expect(!o, 0))
+		o = vms_hist_octave(h, oct);
+	return o ? o + sub : NULL;
+}
+
 /** vms_hist_add_fast() - vms_hist_add(), inline when the value's octave exists already. */
 static inline int vms_hist_add_fast(struct vms_hist *h, uint64_t v)
 {
-	unsigned int oct, sub, top;
+	unsigned int oct, sub;
 
-	if (v < VMS_HIST_SUB) {
-		oct = 0;
-		sub = (unsigned int)v;
-	} else {
-		top = 63 - (unsigned int)__builtin_clzll(v);
-		oct = top - VMS_HIST_SUB_BITS + 1;
-		sub = (unsigned int)(v >> (top - VMS_HIST_SUB_BITS)) & (VMS_HIST_SUB - 1);
-	}
+	vms_hist_locate(v, &oct, &sub);
 	if (!h->octave[oct] || !h->count)
 		return vms_hist_add(h, v);
 	if (v < h->min)

@@ -11,19 +11,6 @@
 #include "vmscope-local.h"
 #include "vmscope/hist.h"
 
-static inline void locate(uint64_t v, unsigned int *oct, unsigned int *sub)
-{
-	if (v < VMS_HIST_SUB) {
-		*oct = 0;
-		*sub = (unsigned int)v;
-	} else {
-		unsigned int top = 63 - (unsigned int)__builtin_clzll(v); /* >= 8 */
-
-		*oct = top - VMS_HIST_SUB_BITS + 1;
-		*sub = (unsigned int)(v >> (top - VMS_HIST_SUB_BITS)) & (VMS_HIST_SUB - 1);
-	}
-}
-
 static void bucket_range(unsigned int oct, unsigned int sub, uint64_t *lo, uint64_t *hi)
 {
 	if (!oct) {
@@ -45,20 +32,26 @@ void vms_hist_bucket(uint64_t value, uint64_t *lo, uint64_t *hi)
 {
 	unsigned int oct, sub;
 
-	locate(value, &oct, &sub);
+	vms_hist_locate(value, &oct, &sub);
 	bucket_range(oct, sub, lo, hi);
+}
+
+uint32_t *vms_hist_octave(struct vms_hist *h, unsigned int oct)
+{
+	if (oct >= VMS_ARRAY_SIZE(h->octave))
+		return NULL;
+	if (!h->octave[oct])
+		h->octave[oct] = calloc(VMS_HIST_SUB, sizeof(uint32_t));
+	return h->octave[oct];
 }
 
 int vms_hist_add(struct vms_hist *h, uint64_t v)
 {
 	unsigned int oct, sub;
 
-	locate(v, &oct, &sub);
-	if (!h->octave[oct]) {
-		h->octave[oct] = calloc(VMS_HIST_SUB, sizeof(uint32_t));
-		if (!h->octave[oct])
-			return -ENOMEM;
-	}
+	vms_hist_locate(v, &oct, &sub);
+	if (!vms_hist_octave(h, oct))
+		return -ENOMEM;
 	if (!h->count || v < h->min)
 		h->min = v;
 	if (!h->count || v > h->max)
@@ -104,8 +97,8 @@ uint64_t vms_hist_percentile(const struct vms_hist *h, double p)
 		rank++; /* nearest rank: ceil(p/100 * n) */
 	if (rank < 1)
 		rank = 1;
-	if (rank > h->count)
-		rank = h->count;
+	if (rank >= h->count)
+		return h->max; /* the last rank is the largest value, known exactly */
 	for (unsigned int o = 0; o < VMS_ARRAY_SIZE(h->octave); o++) {
 		if (!h->octave[o])
 			continue;
