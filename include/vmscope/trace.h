@@ -110,6 +110,9 @@ struct vms_trace_opts {
 	const char *buffer;  /* which instance buffer to read: NULL = the first one with
 			      * data (trace-cmd -B writes the top buffer empty) */
 	size_t window_pages; /* pages read per CPU at a time (uncompressed files); 0 = 256 */
+	int readahead;	     /* vms_trace_next_batch() merges the next records in a thread
+			      * of its own: 0 when the machine has 2 CPUs or more, 1 always,
+			      * -1 never */
 };
 
 /* What a trace file says about itself. */
@@ -198,6 +201,35 @@ VMS_API int vms_trace_field(const struct vms_trace *t, int id, const char *field
  */
 VMS_API int vms_trace_next(struct vms_trace *t, struct vms_record *rec);
 
+/**
+ * vms_trace_select() - hand out only the records of these event ids (and LOST records)
+ * @ids: event ids from vms_trace_event_id(); NULL to hand out every record again
+ * @n: how many
+ *
+ * The other records are walked over without being merged across CPUs: they cost a
+ * header read. They still count in vms_trace_events_read() and vms_trace_span().
+ * Return: 0, -EINVAL for an id out of range, -EBUSY once records were asked for.
+ */
+VMS_API int vms_trace_select(struct vms_trace *t, const int *ids, size_t n);
+
+/**
+ * vms_trace_span() - the first and last timestamps of the records read so far (handed
+ * out or walked over); false, with both 0, before any.
+ */
+VMS_API bool vms_trace_span(const struct vms_trace *t, uint64_t *first, uint64_t *last);
+
+/**
+ * vms_trace_next_batch() - the next records, in the order vms_trace_next() gives them
+ * @recs: receives the address of the first; they stay valid until the next call of
+ * vms_trace_next_batch() or vms_trace_next()
+ *
+ * Faster than record by record: the records are merged in batches, by a thread of the
+ * reader's own while the caller works on the previous batch (see vms_trace_opts.readahead;
+ * never for live traces).
+ * Return: how many (> 0), 0 at the end, or a negative error as vms_trace_next()'s.
+ */
+VMS_API int vms_trace_next_batch(struct vms_trace *t, const struct vms_record **recs);
+
 /** vms_trace_error() - the error that ended the stream ("" if none); owned by @t. */
 VMS_API const char *vms_trace_error(const struct vms_trace *t);
 
@@ -211,7 +243,8 @@ VMS_API const char *vms_trace_comm(const struct vms_trace *t, int pid);
 VMS_API const char *vms_trace_meta(const struct vms_trace *t, const char *key);
 
 /**
- * vms_trace_events_read() - records delivered so far (LOST records not counted), and
+ * vms_trace_events_read() - records read so far, handed out or walked over (LOST
+ * records not counted), and
  * vms_trace_lost() - events reported lost so far (counted ones; windows of unknown size
  * add 0), and vms_trace_lost_windows() - how many LOST records were delivered.
  */

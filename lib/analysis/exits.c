@@ -17,7 +17,7 @@
 
 #define NO_ROW UINT32_MAX
 
-#define ROW_CACHE 16
+#define ROW_CACHE 64
 
 struct thread {
 	int tid; /* 0: empty slot */
@@ -35,6 +35,23 @@ struct row_slot {
 	uint32_t row; /* index + 1; 0: empty */
 };
 
+/*
+ * What every record of a row updates, in one cache line of its own (the rows themselves
+ * are large, for their histograms): copied into the row at the end. The sum of squares is
+ * exact; mean and M2 come from it once, at the end, with no division per sample.
+ */
+struct hot_row {
+	uint64_t events, count, total_ns, min_ns, max_ns;
+	unsigned __int128 sumsq;
+} __attribute__((aligned(64)));
+
+/*
+ * Histogram counters are spread over far more memory than the caches keep while the trace
+ * streams through them: a sample's counter is prefetched and incremented PENDING samples
+ * later, when it has arrived. Slots start on a dummy counter, so there is no empty case.
+ */
+#define PENDING 16
+
 struct exits {
 	struct vms_exits_opts opts;
 	struct vms_trace *trace;
@@ -50,8 +67,11 @@ struct exits {
 	struct thread *on_cpu[256];
 	/* rows */
 	struct vms_exits_row *rows;
-	unsigned __int128 *sumsq; /* per row: the sum of the squared samples */
+	struct hot_row *hot; /* per row */
 	size_t nrows, rows_cap;
+	uint32_t *pending[PENDING];
+	unsigned int pending_i;
+	uint32_t dummy;
 	struct row_slot *slots;
 	size_t slots_cap;
 	struct vms_exits_summary sum;
@@ -152,15 +172,18 @@ static uint32_t row_get(struct exits *e, int tid, int vcpu, uint32_t isa, uint64
 	if (e->nrows == e->rows_cap) {
 		size_t ncap = e->rows_cap ? e->rows_cap * 2 : 64;
 		struct vms_exits_row *nr = realloc(e->rows, ncap * sizeof(*nr));
-		unsigned __int128 *nq;
+		struct hot_row *nh;
 
 		if (!nr)
 			return NO_ROW;
 		e->rows = nr;
-		nq = realloc(e->sumsq, ncap * sizeof(*nq));
-		if (!nq)
+		nh = aligned_alloc(_Alignof(struct hot_row), ncap * sizeof(*nh));
+		if (!nh)
 			return NO_ROW;
-		e->sumsq = nq;
+		if (e->nrows)
+			memcpy(nh, e->hot, e->nrows * sizeof(*nh));
+		free(e->hot);
+		e->hot = nh;
 		e->rows_cap = ncap;
 	}
 	if ((e->nrows + 1) * 2 > e->slots_cap) {
@@ -183,7 +206,8 @@ static uint32_t row_get(struct exits *e, int tid, int vcpu, uint32_t isa, uint64
 	}
 	r = &e->rows[e->nrows];
 	memset(r, 0, sizeof(*r));
-	e->sumsq[e->nrows] = 0;
+	memset(&e->hot[e->nrows], 0, sizeof(e->hot[0]));
+	e->hot[e->nrows].min_ns = UINT64_MAX;
 	r->tid = tid;
 	r->vcpu = vcpu;
 	r->vm = -1;
@@ -197,29 +221,62 @@ static uint32_t row_get(struct exits *e, int tid, int vcpu, uint32_t isa, uint64
 	return (uint32_t)e->nrows++;
 }
 
-/* One timed sample. The sum of squares is kept exact (128 bits) and turned into the mean
- * and M2 once, at the end: no division per sample. */
-static void row_sample(struct exits *e, uint32_t row, uint64_t ns)
+/* One timed sample. */
+static inline __attribute__((always_inline)) void row_sample(struct exits *e, uint32_t row,
+							     uint64_t ns)
 {
-	struct vms_exits_row *r = &e->rows[row];
+	struct hot_row *h = &e->hot[row];
+	uint32_t *counter = vms_hist_counter(&e->rows[row].hist, ns), *due;
 
-	r->count++;
-	r->total_ns += ns;
-	if (r->count == 1 || ns < r->min_ns)
-		r->min_ns = ns;
-	if (ns > r->max_ns)
-		r->max_ns = ns;
-	e->sumsq[row] += (unsigned __int128)ns * ns;
-	if (vms_hist_add_fast(&r->hist, ns) && !e->err)
+	h->count++;
+	h->total_ns += ns;
+	if (ns < h->min_ns)
+		h->min_ns = ns;
+	if (ns > h->max_ns)
+		h->max_ns = ns;
+	h->sumsq += (unsigned __int128)ns * ns;
+	if (!counter) {
 		e->err = -ENOMEM;
+		return;
+	}
+	__builtin_prefetch(counter, 1);
+	due = e->pending[e->pending_i];
+	e->pending[e->pending_i] = counter;
+	e->pending_i = (e->pending_i + 1) % PENDING;
+	(*due)++;
+}
+
+/* The histogram increments still pending, and each row's results in the row itself. */
+static void rows_settle(struct exits *e)
+{
+	for (unsigned int i = 0; i < PENDING; i++) {
+		(*e->pending[i])++;
+		e->pending[i] = &e->dummy;
+	}
+	for (size_t i = 0; i < e->nrows; i++) {
+		struct vms_exits_row *r = &e->rows[i];
+		const struct hot_row *h = &e->hot[i];
+
+		r->events = h->events;
+		r->count = h->count;
+		r->total_ns = h->total_ns;
+		r->min_ns = h->count ? h->min_ns : 0;
+		r->max_ns = h->max_ns;
+		r->hist.count = h->count;
+		r->hist.min = r->min_ns;
+		r->hist.max = r->max_ns;
+	}
 }
 
 /* Count a key event (timed or not); returns its row. */
-static uint32_t key_event(struct exits *e, struct thread *t, int tid, uint32_t isa, uint64_t key,
-			  uint32_t info)
+static inline __attribute__((always_inline)) uint32_t
+key_event(struct exits *e, struct thread *t, int tid, uint32_t isa, uint64_t key, uint32_t info)
 {
 	uint64_t ck = key ^ ((uint64_t)info << 56) ^ ((uint64_t)isa << 62);
-	unsigned int slot = (unsigned int)((ck ^ (ck >> 9) ^ (ck >> 17)) & (ROW_CACHE - 1));
+	/* exit reasons below 64 (all of VMX's) get a slot each */
+	unsigned int slot = (unsigned int)((key ^ (key >> 6) ^ (key >> 12) ^ (key >> 24) ^
+					    info * 17u ^ isa * 5u) &
+					   (ROW_CACHE - 1));
 	uint32_t row;
 
 	if (t && t->cache_row[slot] && t->cache_key[slot] == ck) {
@@ -236,7 +293,7 @@ static uint32_t key_event(struct exits *e, struct thread *t, int tid, uint32_t i
 		e->err = -ENOMEM;
 		return NO_ROW;
 	}
-	e->rows[row].events++;
+	e->hot[row].events++;
 	return row;
 }
 
@@ -287,7 +344,8 @@ static inline struct thread *thread_lookup(struct exits *e, const struct vms_rec
 }
 
 /* The thread of @rec; NULL when no kvm_entry has named it yet (or it is filtered out). */
-static struct thread *thread_of(struct exits *e, const struct vms_record *rec)
+static inline __attribute__((always_inline)) struct thread *thread_of(struct exits *e,
+								      const struct vms_record *rec)
 {
 	struct thread *t = thread_lookup(e, rec);
 
@@ -429,6 +487,8 @@ static int exits_init(void *priv, struct vms_session *s, const void *opts)
 	int ret;
 
 	e->trace = t;
+	for (unsigned int i = 0; i < PENDING; i++)
+		e->pending[i] = &e->dummy;
 	e->opts = (struct vms_exits_opts){ sizeof(e->opts), VMS_EXITS_VMEXIT, -1, VMS_X86_UNKNOWN };
 	if (opts)
 		e->opts = *(const struct vms_exits_opts *)opts;
@@ -474,6 +534,7 @@ static void exits_finish(void *priv, struct vms_session *s)
 {
 	struct exits *e = priv;
 
+	rows_settle(e);
 	for (size_t i = 0; i < e->th_cap; i++)
 		if (e->th[i].tid && e->th[i].start_ts)
 			e->sum.unfinished++;
@@ -489,9 +550,9 @@ static void exits_finish(void *priv, struct vms_session *s)
 		if (!r->count)
 			continue;
 		r->mean_ns = (double)r->total_ns / (double)r->count;
-		r->m2 = (double)((long double)e->sumsq[i] - (long double)r->total_ns *
-								    (long double)r->total_ns /
-								    (long double)r->count);
+		r->m2 = (double)((long double)e->hot[i].sumsq - (long double)r->total_ns *
+									(long double)r->total_ns /
+									(long double)r->count);
 		if (r->m2 < 0)
 			r->m2 = 0;
 	}
@@ -522,7 +583,7 @@ static void exits_free(void *priv)
 	for (size_t i = 0; i < e->nrows; i++)
 		vms_hist_free(&e->rows[i].hist);
 	free(e->rows);
-	free(e->sumsq);
+	free(e->hot);
 	free(e->slots);
 	free(e->th);
 }

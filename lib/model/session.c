@@ -113,25 +113,56 @@ int vms_session_subscribe(struct vms_session *s, int id, vms_handler_fn fn, void
 	return 0;
 }
 
+/* The reader hands out only the records someone subscribed to; it walks over the rest. */
+static int select_subscribed(struct vms_session *s)
+{
+	int ids[256] = { 0 }, *v = ids, ret;
+	size_t n = 0;
+
+	for (unsigned int i = 0; i < s->nsubs && i < VMS_RECORD_LOST; i++)
+		n += s->subs[i].n != 0;
+	if (n > VMS_ARRAY_SIZE(ids) && !(v = malloc(n * sizeof(*v))))
+		return -ENOMEM;
+	n = 0;
+	for (unsigned int i = 0; i < s->nsubs && i < VMS_RECORD_LOST; i++)
+		if (s->subs[i].n)
+			v[n++] = (int)i;
+	ret = vms_trace_select(s->trace, v, n);
+	if (v != ids)
+		free(v);
+	return ret;
+}
+
 int vms_session_run(struct vms_session *s, void (*progress)(uint64_t, void *), void *ctx)
 {
-	struct vms_record rec;
-	uint64_t n = 0;
+	const struct vms_record *recs;
+	uint64_t n = 0, next_progress = 1u << 20;
 	int ret;
 
-	while ((ret = vms_trace_next(s->trace, &rec)) == 1) {
-		if (rec.type < s->nsubs) {
-			const struct sub_list *l = &s->subs[rec.type];
+	if ((ret = select_subscribed(s)))
+		return ret;
+	while ((ret = vms_trace_next_batch(s->trace, &recs)) > 0) {
+		for (int k = 0; k < ret; k++) {
+			const struct vms_record *rec = &recs[k];
 
-			for (unsigned int i = 0; i < l->n; i++)
-				l->h[i].fn(l->h[i].priv, &rec);
+			/* the records were read on another CPU (see vms_trace_next_batch()) */
+			if (k + 4 < ret)
+				__builtin_prefetch(recs[k + 4].data);
+
+			if (rec->type < s->nsubs) {
+				const struct sub_list *l = &s->subs[rec->type];
+
+				for (unsigned int i = 0; i < l->n; i++)
+					l->h[i].fn(l->h[i].priv, rec);
+			}
 		}
-		if (!s->first_ts)
-			s->first_ts = rec.ts;
-		s->last_ts = rec.ts;
-		if (progress && !(++n & ((1u << 20) - 1)))
+		n += (unsigned int)ret;
+		if (progress && n >= next_progress) {
 			progress(n, ctx);
+			next_progress = n + (1u << 20);
+		}
 	}
+	vms_trace_span(s->trace, &s->first_ts, &s->last_ts);
 	for (unsigned int i = 0; i < s->nan; i++)
 		if (s->an[i].ops->finish)
 			s->an[i].ops->finish(s->an[i].priv, s);

@@ -9,8 +9,9 @@
  * extend and absolute time stamp records; length in array[0] for type_len 0), after their
  * header is checked (a commit larger than the page is damage, not data); every record is
  * checked to lie inside its page. A page flagged with missed events becomes a LOST record. The CPUs
- * are merged by timestamp with a min-heap. A CPU whose data is damaged stops there; the other CPUs
- * are read to their end and the error is returned last, so every valid record is delivered.
+ * are merged by timestamp with a tournament tree. A CPU whose data is damaged stops there; the
+ * other CPUs are read to their end and the error is returned last, so every valid record is
+ * delivered.
  *
  * The record handed out points into the CPU's window, so a CPU is advanced only on the
  * next call, once the caller is done with the record.
@@ -33,6 +34,9 @@
 #define TS_SHIFT 27
 #define TS_MSB (0xf8ULL << 56) /* absolute time stamps lack the 5 top bits */
 #define MAX_CHUNK (64U << 20)
+#ifndef PREFETCH_AHEAD
+#define PREFETCH_AHEAD 1024
+#endif
 
 static uint64_t page_commit(const struct vms_trace *t, const uint8_t *page)
 {
@@ -54,8 +58,11 @@ static int map_window(struct vms_trace *t, struct vms_cpu_stream *c)
 	void *m;
 
 	if (c->map) {
-		munmap(c->map, c->map_len);
+		int ret = vms_retire(t, c->map, c->map_len);
+
 		c->map = NULL;
+		if (ret)
+			return ret;
 	}
 	if (!left)
 		return 0;
@@ -68,7 +75,7 @@ static int map_window(struct vms_trace *t, struct vms_cpu_stream *c)
 	m = mmap(NULL, want, PROT_READ, MAP_PRIVATE, t->fd, (off_t)off);
 	if (m == MAP_FAILED)
 		return -errno;
-	madvise(m, want, MADV_SEQUENTIAL | MADV_WILLNEED);
+	madvise(m, want, MADV_WILLNEED);
 	c->map = m;
 	c->map_len = want;
 	c->window = m;
@@ -96,6 +103,16 @@ static int fill_window(struct vms_trace *t, struct vms_cpu_stream *c)
 		return 0;
 	if (want > left)
 		want = left;
+	if (t->retire_mode) {
+		/* records handed out may point into the buffer: read into a new one */
+		uint8_t *nb = malloc(c->cap);
+
+		if (!nb || vms_retire(t, c->buf, 0)) {
+			free(nb);
+			return vms_trace_fail(t, -ENOMEM, "CPU %d: out of memory", c->cpu);
+		}
+		c->buf = nb;
+	}
 	while (done < want) {
 		ssize_t n = pread(t->fd, c->buf + done, want - done,
 				  (off_t)(c->file_off + c->consumed + done));
@@ -121,15 +138,17 @@ static int fill_window(struct vms_trace *t, struct vms_cpu_stream *c)
 }
 
 /*
- * Compressed streams: a worker thread reads and decompresses each CPU's chunks one ahead
- * of the walk, into the CPU's spare slot, so decompression (the slow part of a zstd
- * file) runs beside the parsing. The worker touches only the slots and its own zstd
- * context; errors are handed over in the slot and reported by the walking thread, in
+ * Compressed streams: worker threads read and decompress each CPU's chunks one ahead of
+ * the walk, into the CPU's spare slot, so decompression (the slow part of a zstd file)
+ * runs beside the parsing, on more than one core. A CPU's chunks are loaded one at a time,
+ * in order (its slot is LOADING meanwhile). A worker touches only the slots and its own
+ * zstd context; errors are handed over in the slot and reported by the walking thread, in
  * order.
  */
 
 /* Read and decompress the next chunk of @c into slot @s (worker side, lock not held). */
-static void load_chunk(struct vms_trace *t, struct vms_cpu_stream *c, struct chunk_slot *s)
+static void load_chunk(struct vms_trace *t, void **dctx, struct vms_cpu_stream *c,
+		       struct chunk_slot *s)
 {
 	uint32_t hdr[2];
 	uint64_t off = c->file_off + c->consumed;
@@ -173,7 +192,7 @@ static void load_chunk(struct vms_trace *t, struct vms_cpu_stream *c, struct chu
 		s->what = "chunk truncated";
 		return;
 	}
-	if (vms_decompress(t, s->cbuf, hdr[0], s->buf, hdr[1])) {
+	if (vms_decompress(t, dctx, s->cbuf, hdr[0], s->buf, hdr[1])) {
 		s->err = -VMS_E_TRACE_CORRUPT;
 		s->what = "chunk does not decompress";
 		return;
@@ -187,8 +206,9 @@ static void load_chunk(struct vms_trace *t, struct vms_cpu_stream *c, struct chu
 
 static void *prefetch_worker(void *arg)
 {
-	struct vms_trace *t = arg;
-	unsigned int next = 0;
+	struct vms_worker *w = arg;
+	struct vms_trace *t = w->t;
+	unsigned int next = (unsigned int)(w - t->workers);
 
 	pthread_mutex_lock(&t->lock);
 	while (!t->worker_quit) {
@@ -215,7 +235,7 @@ static void *prefetch_worker(void *arg)
 		} else {
 			s->state = SLOT_LOADING;
 			pthread_mutex_unlock(&t->lock);
-			load_chunk(t, c, s);
+			load_chunk(t, &w->dctx, c, s);
 			pthread_mutex_lock(&t->lock);
 			s->state = s->err ? SLOT_ERROR : SLOT_READY;
 			if (s->err)
@@ -234,12 +254,34 @@ static int fill_chunk(struct vms_trace *t, struct vms_cpu_stream *c)
 	struct chunk_slot *s;
 	int ret = 1;
 
-	if (!t->worker_started) {
-		if (pthread_create(&t->worker, NULL, prefetch_worker, t))
-			return vms_trace_fail(t, -EAGAIN, "cannot start the decompression thread");
-		t->worker_started = true;
+	if (!t->workers_started) {
+		/* one worker per CPU stream, up to VMS_DECOMPRESS_WORKERS */
+		t->workers_started = true;
+		for (unsigned int i = 0; i < VMS_DECOMPRESS_WORKERS && i < t->ncpus; i++) {
+			struct vms_worker *w = &t->workers[i];
+
+			w->t = t;
+			if (pthread_create(&w->thread, NULL, prefetch_worker, w)) {
+				if (i)
+					break; /* the others do it */
+				return vms_trace_fail(t, -EAGAIN,
+						      "cannot start the decompression thread");
+			}
+			w->started = true;
+		}
 	}
 	pthread_mutex_lock(&t->lock);
+	if (c->cur >= 0 && t->retire_mode) {
+		/* records handed out may point into it: the worker gets a new buffer */
+		struct chunk_slot *old = &c->slot[c->cur];
+
+		if (vms_retire(t, old->buf, 0)) {
+			pthread_mutex_unlock(&t->lock);
+			return vms_trace_fail(t, -ENOMEM, "CPU %d: out of memory", c->cpu);
+		}
+		old->buf = NULL;
+		old->cap = 0;
+	}
 	if (c->cur >= 0)
 		c->slot[c->cur].state = SLOT_EMPTY; /* done with it: the worker may refill it */
 	c->cur = c->cur < 0 ? 0 : c->cur ^ 1;
@@ -264,8 +306,15 @@ static int fill_chunk(struct vms_trace *t, struct vms_cpu_stream *c)
 	return 1;
 }
 
-/* Load the next non-empty page of @c. Return: 1, 0 at the end, or < 0. */
-static int next_page(struct vms_trace *t, struct vms_cpu_stream *c)
+/* cpu_advance() would have to replace @c's window while records in it are handed out */
+#define LATER 2
+
+/*
+ * Load the next non-empty page of @c. Its window is replaced when it is used up, which ends
+ * the records handed out from it: only when @may_refill. Return: 1, 0 at the end, LATER,
+ * or < 0.
+ */
+static int next_page(struct vms_trace *t, struct vms_cpu_stream *c, bool may_refill)
 {
 	const unsigned int hdr = 8 + t->info.long_size, ps = t->info.page_size;
 
@@ -275,6 +324,8 @@ static int next_page(struct vms_trace *t, struct vms_cpu_stream *c)
 		int ret;
 
 		if (c->pos >= c->len) {
+			if (!may_refill)
+				return LATER;
 			ret = t->live			 ? vms_live_fill(t, c)
 			      : t->comp == VMS_COMP_NONE ? fill_window(t, c)
 							 : fill_chunk(t, c);
@@ -298,8 +349,6 @@ static int next_page(struct vms_trace *t, struct vms_cpu_stream *c)
 		memcpy(&c->ts, page, 8);
 		c->data = page + hdr;
 		c->size = (uint32_t)size;
-		c->next = 0;
-		c->page_end = page + hdr + size;
 		if (commit & MISSED_EVENTS) {
 			uint64_t n = 0;
 
@@ -321,85 +370,148 @@ static inline uint32_t rd4(const uint8_t *p)
 }
 
 /*
- * The next data record of the loaded page: NULL at its end. Nothing is read past the
- * page's commit (the page may end a memory mapping): a header, or a length word, that does
- * not fit ends the page. A record that does not end inside the page is reported by the
- * caller.
+ * Decode the loaded page of @c into its run: the records to hand out, with their times.
+ * Records vms_trace_select() leaves out are counted and dropped here, except the first of
+ * a page after a gap (its time ends the LOST record). Nothing is read past the page's
+ * commit (the page may end a memory mapping): a header, or a length word, that does not
+ * fit ends the page. A record that does not end inside the page ends it too, and is
+ * reported once the records before it are handed out (page_bad).
  */
-static inline const uint8_t *page_next(struct vms_cpu_stream *c, uint32_t *len)
+static void decode_page(struct vms_trace *t, struct vms_cpu_stream *c)
 {
-	while (c->next + 4 <= c->size) {
-		const uint8_t *p = c->data + c->next;
+	const uint8_t *data = c->data;
+	const uint64_t *sel = t->select;
+	const uint32_t size = c->size;
+	struct vms_run_rec *run = c->run;
+	uint64_t ts = c->ts, last = c->last_ts, skipped = 0;
+	uint64_t sk_first = t->cnt.skip_first, sk_last = t->cnt.skip_last;
+	bool keep = c->lost_pending;
+	uint32_t next = 0, n = 0;
+
+	while (next + 4 <= size) {
+		const uint8_t *p = data + next;
 		uint32_t h = rd4(p), type_len = h & 31, delta = h >> 5;
 		uint64_t length = 0;
+		uint32_t off;
+
+		/* Hardware prefetchers stop at 4 KiB boundaries, ring-buffer pages are 4 KiB:
+		 * ask for the data a few hundred bytes ahead, into the next page too. */
+		__builtin_prefetch(p + PREFETCH_AHEAD);
 
 		p += 4;
-		if ((type_len == 0 || type_len >= TYPE_PADDING) && c->next + 8 > c->size)
+		if ((type_len == 0 || type_len >= TYPE_PADDING) && next + 8 > size)
 			break;
 		switch (type_len) {
 		case TYPE_PADDING:
 			length = rd4(p);
-			c->ts += delta;
+			ts += delta;
 			break;
 		case TYPE_TIME_EXTEND:
-			c->ts += ((uint64_t)rd4(p) << TS_SHIFT) + delta;
+			ts += ((uint64_t)rd4(p) << TS_SHIFT) + delta;
 			p += 4;
 			break;
 		case TYPE_TIME_STAMP:
-			c->ts = (((uint64_t)rd4(p) << TS_SHIFT) + delta) | (c->ts & TS_MSB);
+			ts = (((uint64_t)rd4(p) << TS_SHIFT) + delta) | (ts & TS_MSB);
 			p += 4;
 			break;
 		case 0:
 			length = ((uint64_t)rd4(p) - 4 + 3) & ~3ULL;
 			p += 4;
-			c->ts += delta;
+			ts += delta;
 			break;
 		default:
 			length = type_len * 4u;
-			c->ts += delta;
+			ts += delta;
 			break;
 		}
-		if ((uint64_t)(p - c->data) + length > UINT32_MAX)
-			length = UINT32_MAX; /* damage: ends the page, reported below */
-		c->next = (uint32_t)((uint64_t)(p - c->data) + length);
-		if (type_len >= TYPE_PADDING)
+		off = (uint32_t)(p - data); /* <= next + 12 */
+		if (type_len >= TYPE_PADDING) {
+			if (off > size || length > size - off)
+				break;
+			next = off + (uint32_t)length;
 			continue;
-		*len = (uint32_t)length;
-		return p;
+		}
+		if (off > size || length > size - off || length < 8) {
+			c->page_bad = true; /* (a length word below 4 reads as a huge length) */
+			break;
+		}
+		next = off + (uint32_t)length;
+		last = ts;
+		if (sel && !keep) {
+			uint16_t type;
+
+			memcpy(&type, p, 2);
+			if (!(sel[type >> 6] >> (type & 63) & 1)) {
+				/* walked over, counted, and kept for the trace's span */
+				skipped++;
+				if (ts < sk_first)
+					sk_first = ts;
+				if (ts > sk_last)
+					sk_last = ts;
+				continue;
+			}
+		}
+		keep = false;
+		run[n].ts = ts;
+		run[n].data = p;
+		run[n].len = (uint32_t)length;
+		n++;
 	}
-	c->next = c->size;
-	return NULL;
+	c->run_n = n;
+	c->run_pos = 0;
+	c->size = 0; /* decoded */
+	c->page_last_ts = last;
+	t->cnt.events += skipped;
+	t->cnt.skip_first = sk_first;
+	t->cnt.skip_last = sk_last;
 }
 
-/* Move @c to its next record. Return: 1, 0 at the end of its data, or < 0. */
-static int cpu_advance(struct vms_trace *t, struct vms_cpu_stream *c)
+/* Move @c to its next record. Return: 1, 0 at the end of its data, LATER, or < 0. */
+static inline __attribute__((always_inline)) int
+cpu_advance(struct vms_trace *t, struct vms_cpu_stream *c, bool may_refill)
 {
 	for (;;) {
-		uint32_t len;
-		const uint8_t *rec = c->size ? page_next(c, &len) : NULL;
 		int ret;
 
-		if (rec) {
-			if (rec + len > c->page_end || len < 8)
-				return vms_trace_fail(t, -VMS_E_TRACE_CORRUPT,
-						      "offset %llu: CPU %d: a record runs past its "
-						      "page or is too short",
-						      (unsigned long long)(c->buf_file_off +
-									   c->pos -
-									   t->info.page_size),
-						      c->cpu);
-			c->rec = (void *)rec;
-			c->rec_size = (int)len;
-			c->rec_ts = c->ts;
+		if (c->run_pos < c->run_n) {
+			const struct vms_run_rec *r = &c->run[c->run_pos++];
+
+			c->rec = (void *)r->data;
+			c->rec_size = (int)r->len;
+			c->rec_ts = r->ts;
 			return 1;
 		}
-		ret = next_page(t, c);
-		if (ret <= 0)
+		if (c->page_bad)
+			return vms_trace_fail(
+				t, -VMS_E_TRACE_CORRUPT,
+				"offset %llu: CPU %d: a record runs past its page or "
+				"is too short",
+				(unsigned long long)(c->buf_file_off + c->pos - t->info.page_size),
+				c->cpu);
+		/* the last record of the page, handed out or not, is the last before a gap */
+		c->last_ts = c->page_last_ts;
+		ret = next_page(t, c, may_refill);
+		if (ret != 1)
 			return ret;
+		decode_page(t, c);
 	}
 }
 
-/* ---- the heap of CPUs, keyed by their current record's timestamp ---- */
+/* ---- merging the CPUs: a tournament (loser) tree over their current keys ---- */
+
+/*
+ * Leaf i is CPU i (leaves past the CPUs are padding). A CPU's key is the time of its
+ * current record, or of the start of its gap while a LOST record is pending; UINT64_MAX
+ * when it has none. Node n of the tree keeps the loser of the match played there, node 0
+ * the overall winner: the next record. When the winner's key changes, the matches on its
+ * path are replayed: log2(leaves) comparisons, without branches (which CPU comes next is
+ * data a branch predictor cannot guess). Equal keys go to the lower CPU.
+ *
+ * With more than a few CPUs the winner mostly keeps on winning for a while: the runner-up's
+ * key (the least loser on the winner's path, found by the replay) lets its records go out
+ * without a replay while they come strictly before it.
+ */
+#define REPLAY_ALWAYS 4 /* leaves up to which the replay is cheaper than the test */
 
 /* A CPU with a pending LOST record sorts at the start of its gap. */
 static inline uint64_t key_ts(const struct vms_cpu_stream *c)
@@ -407,56 +519,96 @@ static inline uint64_t key_ts(const struct vms_cpu_stream *c)
 	return c->lost_pending ? c->last_ts : c->rec_ts;
 }
 
-static inline bool heap_less(const struct vms_trace *t, unsigned int a, unsigned int b)
+static inline void tree_replay(struct vms_trace *t, unsigned int i)
 {
-	const struct vms_cpu_stream *x = &t->cpus[a], *y = &t->cpus[b];
-	uint64_t kx = key_ts(x), ky = key_ts(y);
+	unsigned int *tree = t->tree;
+	const uint64_t *key = t->key;
+	uint64_t k = key[i], th = UINT64_MAX;
 
-	return kx < ky || (kx == ky && x->cpu < y->cpu);
-}
+	for (unsigned int n = (i + t->leaves) >> 1; n; n >>= 1) {
+		unsigned int o = tree[n];
+		uint64_t ko = key[o];
+		bool sw = ko < k || (ko == k && o < i);
+		uint64_t lk = sw ? k : ko;
 
-static void heap_down(struct vms_trace *t, unsigned int i)
-{
-	for (;;) {
-		unsigned int l = 2 * i + 1, r = l + 1, m = i, tmp;
-
-		if (l < t->heap_len && heap_less(t, t->heap[l], t->heap[m]))
-			m = l;
-		if (r < t->heap_len && heap_less(t, t->heap[r], t->heap[m]))
-			m = r;
-		if (m == i)
-			return;
-		tmp = t->heap[i];
-		t->heap[i] = t->heap[m];
-		t->heap[m] = tmp;
-		i = m;
+		tree[n] = sw ? i : o;
+		i = sw ? o : i;
+		k = sw ? ko : k;
+		th = lk < th ? lk : th;
 	}
-}
-
-/*
- * The earliest key among the CPUs below the heap's top: the top CPU's records that come
- * strictly before it can be handed out without a heap operation. (Equal keys go through
- * the heap, which orders them by CPU.)
- */
-static void set_threshold(struct vms_trace *t)
-{
-	uint64_t th = UINT64_MAX;
-
-	for (unsigned int i = 1; i <= 2 && i < t->heap_len; i++) {
-		uint64_t k = key_ts(&t->cpus[t->heap[i]]);
-
-		if (k < th)
-			th = k;
-	}
+	tree[0] = i;
 	t->threshold = th;
+}
+
+/* Play every match again (at the start, and after CPUs of a live trace came back). */
+static void tree_build(struct vms_trace *t)
+{
+	const unsigned int l = t->leaves;
+	unsigned int *win = t->tree_win;
+
+	for (unsigned int i = 0; i < t->ncpus; i++)
+		t->key[i] = t->cpus[i].active ? key_ts(&t->cpus[i]) : UINT64_MAX;
+	for (unsigned int i = 0; i < l; i++)
+		win[l + i] = i;
+	for (unsigned int n = l - 1; n >= 1; n--) {
+		unsigned int a = win[2 * n], b = win[2 * n + 1];
+		bool bw = t->key[b] < t->key[a] || (t->key[b] == t->key[a] && b < a);
+
+		win[n] = bw ? b : a;
+		t->tree[n] = bw ? a : b;
+	}
+	t->tree[0] = l > 1 ? win[1] : 0;
+	t->threshold = 0; /* replay on the first change */
+}
+
+/* The winner @w's key changed (its record was handed out, or it has none left). */
+static inline void tree_update(struct vms_trace *t, unsigned int w)
+{
+	uint64_t k = t->cpus[w].active ? key_ts(&t->cpus[w]) : UINT64_MAX;
+
+	t->key[w] = k;
+	if (t->leaves <= REPLAY_ALWAYS || k >= t->threshold)
+		tree_replay(t, w);
+}
+
+/* The CPU whose record is next (an active one). */
+static inline struct vms_cpu_stream *tree_winner(struct vms_trace *t)
+{
+	struct vms_cpu_stream *c = &t->cpus[t->tree[0]];
+
+	if (__builtin_expect(!c->active, 0)) {
+		/* the only keys left are UINT64_MAX (damaged times): any active CPU */
+		for (unsigned int i = 0; i < t->ncpus; i++) {
+			if (t->cpus[i].active) {
+				t->tree[0] = i;
+				t->threshold = 0;
+				return &t->cpus[i];
+			}
+		}
+	}
+	return c;
 }
 
 int vms_dat_stream_init(struct vms_trace *t)
 {
-	if (t->live) {
-		t->heap = calloc(t->ncpus ? t->ncpus : 1, sizeof(*t->heap));
-		return t->heap ? 0 : -ENOMEM;
+	for (unsigned int i = 0; i < t->ncpus; i++) {
+		/* records are 8 bytes at least */
+		t->cpus[i].run = calloc(t->info.page_size / 8 + 1, sizeof(*t->cpus[i].run));
+		if (!t->cpus[i].run)
+			return -ENOMEM;
 	}
+	t->leaves = 1;
+	while (t->leaves < t->ncpus)
+		t->leaves *= 2;
+	t->tree = calloc(t->leaves, sizeof(*t->tree));
+	t->tree_win = calloc(2 * (size_t)t->leaves, sizeof(*t->tree_win));
+	t->key = malloc(t->leaves * sizeof(*t->key));
+	if (!t->tree || !t->tree_win || !t->key)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < t->leaves; i++)
+		t->key[i] = UINT64_MAX;
+	if (t->live)
+		return 0;
 	size_t pages = t->window_pages;
 
 	/* Bound the windows of many CPUs to 64 MiB in all. */
@@ -464,9 +616,6 @@ int vms_dat_stream_init(struct vms_trace *t)
 		pages = (64ULL << 20) / t->info.page_size / t->ncpus;
 	if (pages < 2)
 		pages = 2;
-	t->heap = calloc(t->ncpus ? t->ncpus : 1, sizeof(*t->heap));
-	if (!t->heap)
-		return -ENOMEM;
 	for (unsigned int i = 0; i < t->ncpus; i++) {
 		struct vms_cpu_stream *c = &t->cpus[i];
 
@@ -493,15 +642,60 @@ int vms_dat_stream_init(struct vms_trace *t)
 	return 0;
 }
 
+int vms_retire(struct vms_trace *t, void *p, size_t len)
+{
+	if (!t->retire_mode) {
+		if (len)
+			munmap(p, len);
+		else
+			free(p);
+		return 0;
+	}
+	if (t->nretired == t->retired_cap) {
+		size_t ncap = t->retired_cap ? 2 * t->retired_cap : 16;
+		struct retired *nr = realloc(t->retired, ncap * sizeof(*nr));
+
+		if (!nr)
+			return -ENOMEM; /* kept (leaked): records may point into it */
+		t->retired = nr;
+		t->retired_cap = ncap;
+	}
+	t->retired[t->nretired++] = (struct retired){ p, len, t->retire_tag };
+	return 0;
+}
+
+void vms_retired_reclaim(struct vms_trace *t, uint64_t released)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < t->nretired; i++) {
+		struct retired *r = &t->retired[i];
+
+		if (r->tag < released) {
+			if (r->len)
+				munmap(r->p, r->len);
+			else
+				free(r->p);
+		} else {
+			t->retired[k++] = *r;
+		}
+	}
+	t->nretired = k;
+}
+
 void vms_dat_stream_free(struct vms_trace *t)
 {
-	if (t->worker_started) {
-		pthread_mutex_lock(&t->lock);
-		t->worker_quit = true;
-		pthread_cond_broadcast(&t->cond);
-		pthread_mutex_unlock(&t->lock);
-		pthread_join(t->worker, NULL);
-		t->worker_started = false;
+	pthread_mutex_lock(&t->lock);
+	t->worker_quit = true;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	for (unsigned int i = 0; i < VMS_DECOMPRESS_WORKERS; i++) {
+		if (t->workers[i].started)
+			pthread_join(t->workers[i].thread, NULL);
+		t->workers[i].started = false;
+		if (t->workers[i].dctx)
+			vms_decompress_free(t->workers[i].dctx);
+		t->workers[i].dctx = NULL;
 	}
 	for (unsigned int i = 0; t->cpus && i < t->ncpus; i++) {
 		for (int k = 0; k < 2; k++) {
@@ -510,15 +704,20 @@ void vms_dat_stream_free(struct vms_trace *t)
 		}
 	}
 	for (unsigned int i = 0; t->cpus && i < t->ncpus; i++) {
+		free(t->cpus[i].run);
 		free(t->cpus[i].buf);
 		free(t->cpus[i].cbuf);
 		if (t->cpus[i].map)
 			munmap(t->cpus[i].map, t->cpus[i].map_len);
 	}
+	vms_retired_reclaim(t, UINT64_MAX);
+	free(t->retired);
 	free(t->cpus);
-	free(t->heap);
+	free(t->tree);
+	free(t->tree_win);
+	free(t->key);
 	if (t->zstd_dctx)
-		ZSTD_freeDCtx(t->zstd_dctx);
+		vms_decompress_free(t->zstd_dctx);
 }
 
 /* The first error met while streaming; the stream goes on with the other CPUs. */
@@ -528,12 +727,12 @@ static void stream_error(struct vms_trace *t, int ret)
 		t->deferred_err = ret;
 }
 
-/* Hand out the heap top's record (or its pending LOST record). */
-static int deliver(struct vms_trace *t, struct vms_record *rec)
+/* Hand out the winner's record (or its pending LOST record). */
+static inline __attribute__((always_inline)) int deliver(struct vms_trace *t,
+							 struct vms_record *rec)
 {
-	struct vms_cpu_stream *c;
+	struct vms_cpu_stream *c = tree_winner(t);
 
-	c = &t->cpus[t->heap[0]];
 	rec->cpu = c->cpu;
 	rec->lost_to_ts = 0;
 	rec->lost_count = 0;
@@ -546,10 +745,9 @@ static int deliver(struct vms_trace *t, struct vms_record *rec)
 		rec->ts = c->last_ts;
 		rec->lost_to_ts = c->rec_ts;
 		rec->lost_count = c->lost_count;
-		t->lost += c->lost_count;
-		t->lost_windows++;
-		heap_down(t, 0); /* its record now sorts by its own time */
-		set_threshold(t);
+		t->cnt.lost += c->lost_count;
+		t->cnt.lost_windows++;
+		tree_update(t, (unsigned int)(c - t->cpus)); /* its record sorts by its own time */
 		return 1;
 	}
 	rec->ts = c->rec_ts;
@@ -565,49 +763,43 @@ static int deliver(struct vms_trace *t, struct vms_record *rec)
 		rec->pid = pid;
 	}
 	c->last_ts = c->rec_ts;
-	t->events++;
+	if (!t->cnt.events_out++)
+		t->cnt.first_out = c->rec_ts;
+	t->cnt.last_out = c->rec_ts;
+	t->cnt.events++;
 	t->advance_pending = true;
 	return 1;
 }
 
-static void heap_up(struct vms_trace *t, unsigned int i)
-{
-	while (i && heap_less(t, t->heap[i], t->heap[(i - 1) / 2])) {
-		unsigned int p = (i - 1) / 2, tmp = t->heap[i];
-
-		t->heap[i] = t->heap[p];
-		t->heap[p] = tmp;
-		i = p;
-	}
-}
-
 /*
  * A live trace: records below the watermark go out in time order; otherwise a new round
- * reads every CPU (vms_live_round()) and the CPUs that ran dry come back into the heap.
+ * reads every CPU (vms_live_round()) and the CPUs that ran dry come back.
  */
 static int live_next(struct vms_trace *t, struct vms_record *rec)
 {
 	for (;;) {
+		bool back = false;
 		int ret;
 
 		if (t->advance_pending) {
-			struct vms_cpu_stream *top = &t->cpus[t->heap[0]];
+			unsigned int w = t->tree[0];
+			struct vms_cpu_stream *top = &t->cpus[w];
 
 			t->advance_pending = false;
-			ret = cpu_advance(t, top);
+			ret = cpu_advance(t, top, true);
 			if (ret < 0)
 				stream_error(t, ret);
 			if (ret != 1) {
-				top->in_heap = false;
-				t->heap[0] = t->heap[--t->heap_len];
+				top->active = false;
+				t->nactive--;
 			}
-			heap_down(t, 0);
+			tree_update(t, w);
 		}
-		if (t->heap_len && key_ts(&t->cpus[t->heap[0]]) < t->live_w)
+		if (t->nactive && t->key[t->tree[0]] < t->live_w)
 			return deliver(t, rec);
-		if (t->live_ended && !t->heap_len)
+		if (t->live_ended && !t->nactive)
 			return t->deferred_err;
-		if (t->heap_len && t->live_ended)
+		if (t->nactive && t->live_ended)
 			return deliver(t, rec);
 		if (!t->live_ended && t->started) {
 			struct timespec nap = { 0, 20000000 };
@@ -619,59 +811,68 @@ static int live_next(struct vms_trace *t, struct vms_record *rec)
 		for (unsigned int i = 0; i < t->ncpus; i++) {
 			struct vms_cpu_stream *c = &t->cpus[i];
 
-			if (c->in_heap)
+			if (c->active)
 				continue;
-			ret = cpu_advance(t, c);
+			ret = cpu_advance(t, c, true);
 			if (ret < 0)
 				stream_error(t, ret);
 			if (ret == 1) {
-				c->in_heap = true;
-				t->heap[t->heap_len++] = i;
-				heap_up(t, t->heap_len - 1);
+				c->active = true;
+				t->nactive++;
+				back = true;
 			}
 		}
+		if (back)
+			tree_build(t);
 	}
 }
 
-int vms_trace_next(struct vms_trace *t, struct vms_record *rec)
+static void stream_start(struct vms_trace *t)
 {
-	int ret;
+	t->started = true;
+	for (unsigned int i = 0; i < t->ncpus; i++) {
+		int ret = cpu_advance(t, &t->cpus[i], true);
 
-	if (t->live)
-		return live_next(t, rec);
-
-	if (!t->started) {
-		t->started = true;
-		for (unsigned int i = 0; i < t->ncpus; i++) {
-			ret = cpu_advance(t, &t->cpus[i]);
-			if (ret < 0)
-				stream_error(t, ret);
-			if (ret == 1)
-				t->heap[t->heap_len++] = i;
-		}
-		for (unsigned int i = t->heap_len / 2 + 1; i-- > 0;)
-			heap_down(t, i);
-		set_threshold(t);
-	} else if (t->advance_pending) {
-		/* The caller is done with the last record: move its CPU on. While that CPU's
-		 * records come before every other CPU's next one, the heap is left alone. */
-		struct vms_cpu_stream *top = &t->cpus[t->heap[0]];
-
-		t->advance_pending = false;
-		ret = cpu_advance(t, top);
-		if (ret == 1 && !top->lost_pending && top->rec_ts < t->threshold) {
-			/* fast path */
-		} else {
-			if (ret < 0)
-				stream_error(t, ret);
-			if (ret != 1)
-				t->heap[0] = t->heap[--t->heap_len];
-			heap_down(t, 0);
-			set_threshold(t);
+		if (ret < 0)
+			stream_error(t, ret);
+		if (ret == 1) {
+			t->cpus[i].active = true;
+			t->nactive++;
 		}
 	}
-	if (!t->heap_len)
-		return t->deferred_err;
+	tree_build(t);
+}
 
-	return deliver(t, rec);
+int vms_dat_next(struct vms_trace *t, struct vms_record *recs, unsigned int max)
+{
+	unsigned int n = 0;
+
+	if (t->live)
+		return max ? live_next(t, recs) : 0;
+	if (!t->started)
+		stream_start(t);
+	while (n < max) {
+		if (t->advance_pending) {
+			/* The CPU of the last record moves on. Without read-ahead, a window is
+			 * replaced only at the start of a batch. */
+			unsigned int w = t->tree[0];
+			struct vms_cpu_stream *top = &t->cpus[w];
+			int ret = cpu_advance(t, top, n == 0 || t->retire_mode);
+
+			if (ret == LATER)
+				break;
+			t->advance_pending = false;
+			if (__builtin_expect(ret != 1, 0)) {
+				if (ret < 0)
+					stream_error(t, ret);
+				top->active = false;
+				t->nactive--;
+			}
+			tree_update(t, w);
+		}
+		if (!t->nactive)
+			break;
+		deliver(t, &recs[n++]);
+	}
+	return n ? (int)n : t->deferred_err;
 }

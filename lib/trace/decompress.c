@@ -9,17 +9,23 @@
 
 #include "trace-local.h"
 
-int vms_decompress(struct vms_trace *t, const void *in, size_t in_len, void *out, size_t out_len)
+void vms_decompress_free(void *dctx)
+{
+	ZSTD_freeDCtx(dctx);
+}
+
+int vms_decompress(const struct vms_trace *t, void **dctx, const void *in, size_t in_len, void *out,
+		   size_t out_len)
 {
 	if (t->comp == VMS_COMP_ZSTD) {
 		size_t n;
 
-		if (!t->zstd_dctx) {
-			t->zstd_dctx = ZSTD_createDCtx();
-			if (!t->zstd_dctx)
+		if (!*dctx) {
+			*dctx = ZSTD_createDCtx();
+			if (!*dctx)
 				return -ENOMEM;
 		}
-		n = ZSTD_decompressDCtx(t->zstd_dctx, out, out_len, in, in_len);
+		n = ZSTD_decompressDCtx(*dctx, out, out_len, in, in_len);
 		if (ZSTD_isError(n) || n != out_len)
 			return -VMS_E_TRACE_CORRUPT;
 		return 0;

@@ -215,7 +215,7 @@ static int read_cpu(struct vms_trace *t, unsigned int i, bool flush)
 	const size_t ps = t->info.page_size;
 	int n;
 
-	if (!c->in_heap && c->pos >= c->len)
+	if (!c->active && c->pos >= c->len)
 		c->pos = c->len = 0; /* nothing of it is in use: reuse the window */
 	while (c->len + ps <= c->cap - ps) {
 		uint8_t *page = c->buf + c->len;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "vmscope-local.h"
 #include "vmscope/trace.h"
@@ -34,6 +35,13 @@ struct chunk_slot {
 	const char *what; /* SLOT_ERROR: what was wrong */
 };
 
+/* A record of the page being walked. */
+struct vms_run_rec {
+	uint64_t ts;
+	const uint8_t *data;
+	uint32_t len;
+};
+
 /* One CPU's ring-buffer data in the file, read a window (or a chunk) at a time. */
 struct vms_cpu_stream {
 	int cpu;
@@ -51,17 +59,19 @@ struct vms_cpu_stream {
 	int cur;	       /* the slot being walked, -1 before the first */
 	int load;	       /* the slot the worker fills next */
 	bool load_done;	       /* the worker has met the end (or an error) of this CPU */
-	bool in_heap;	       /* has a current record (live CPUs leave the heap and come back) */
+	bool active;	       /* has a current record (live CPUs leave the merge and come back) */
 	const uint8_t *window; /* the pages being walked: buf, or the mapping */
 	void *map;	       /* mapped window of an uncompressed stream, or NULL */
 	size_t map_len;
 	bool use_map;
 	/* the page being walked (ring-buffer format, see dat-stream.c) */
-	const uint8_t *data; /* first byte after the page header */
-	uint32_t size;	     /* bytes of events in the page (commit) */
-	uint32_t next;	     /* offset in data of the next event header */
-	uint64_t ts;	     /* timestamp of the event at next - its delta */
-	const uint8_t *page_end;
+	const uint8_t *data;	 /* first byte after the page header */
+	uint32_t size;		 /* bytes of events in the page (commit) */
+	uint64_t ts;		 /* the page's time stamp */
+	struct vms_run_rec *run; /* its records to hand out (decode_page()) */
+	uint32_t run_n, run_pos;
+	bool page_bad;	       /* the page ends in a damaged record */
+	uint64_t page_last_ts; /* time of its last record, handed out or not */
 	/* the current record */
 	void *rec;
 	unsigned long long rec_ts;
@@ -70,6 +80,25 @@ struct vms_cpu_stream {
 	uint64_t last_ts;
 	bool lost_pending; /* a page with the missed-events flag was loaded */
 	uint64_t lost_count;
+};
+
+/* What the stream counted: the records read, lost, and the span of their timestamps. */
+struct vms_trace_counts {
+	uint64_t events, lost, lost_windows;
+	uint64_t skip_first, skip_last;		  /* span of the records walked over */
+	uint64_t events_out, first_out, last_out; /* and of those handed out */
+};
+
+struct readahead;
+
+/* Threads that decompress the chunks of v7 files (the slowest part of reading them). */
+#define VMS_DECOMPRESS_WORKERS 2
+
+/* A window (mapping or buffer) that records handed out may still point into. */
+struct retired {
+	void *p;
+	size_t len; /* of a mapping; 0 for a malloc()ed buffer */
+	uint64_t tag;
 };
 
 struct vms_trace {
@@ -81,10 +110,15 @@ struct vms_trace {
 	char compression[40];
 	char uname[256];
 	enum vms_compression comp;
-	void *zstd_dctx; /* the prefetch worker's once the stream runs */
-	/* prefetch worker of compressed streams: decompresses chunks ahead of the walk */
-	pthread_t worker;
-	bool worker_started, worker_quit;
+	void *zstd_dctx; /* for the sections read at open */
+	/* prefetch workers of compressed streams: decompress chunks ahead of the walk */
+	struct vms_worker {
+		struct vms_trace *t;
+		pthread_t thread;
+		void *dctx;
+		bool started;
+	} workers[VMS_DECOMPRESS_WORKERS];
+	bool workers_started, worker_quit;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct tep_handle *tep;
@@ -95,12 +129,28 @@ struct vms_trace {
 	size_t nguests;
 	struct vms_cpu_stream *cpus;
 	unsigned int ncpus;
-	unsigned int *heap; /* indexes of CPUs with a current record, min-heap on ts */
-	unsigned int heap_len;
+	/* the merge of the CPUs (see dat-stream.c) */
+	unsigned int *tree; /* [0] the winner, [n] the loser of match n */
+	unsigned int *tree_win;
+	uint64_t *key; /* per leaf */
+	unsigned int leaves, nactive;
 	bool started;
-	bool advance_pending; /* the CPU at the heap's top has handed out its record */
+	bool advance_pending; /* the winning CPU has handed out its record */
 	int deferred_err;     /* first streaming error, returned once the stream ends */
-	uint64_t threshold;   /* see set_threshold() in dat-stream.c */
+	uint64_t threshold;   /* the runner-up's key (see tree_replay()) */
+	/* vms_trace_select(): bit per event id of the records handed out */
+	uint64_t *select;
+	struct vms_trace_counts cnt; /* as the stream stands */
+	struct readahead *ra;	     /* the read-ahead thread, once started (readahead.c) */
+	int readahead;		     /* vms_trace_opts.readahead */
+	/* With read-ahead, records handed out may outlive their CPU's window: a replaced
+	 * window is retired, tagged with the batch being filled, and freed once the caller
+	 * has released that batch (vms_retired_reclaim()). */
+	bool retire_mode;
+	uint64_t retire_tag;
+	struct retired *retired;
+	size_t nretired, retired_cap;
+	struct vms_record *direct; /* vms_trace_next_batch()'s records without read-ahead */
 	/* live traces */
 	bool live;
 	struct tracefs_instance *inst;
@@ -109,9 +159,17 @@ struct vms_trace {
 	bool live_stop;	 /* vms_trace_stop() was called */
 	bool live_ended; /* stopped and flushed: what is in the windows is all */
 	size_t window_pages;
-	uint64_t events, lost, lost_windows;
 	char err[512];
 };
+
+/* Whether the record at @data (its common_type) is one vms_trace_select() kept. */
+static inline bool vms_trace_wanted(const struct vms_trace *t, const uint8_t *data)
+{
+	uint16_t type;
+
+	memcpy(&type, data, 2);
+	return t->select[type >> 6] >> (type & 63) & 1;
+}
 
 /* Record the first error of a trace; returns @code. */
 __attribute__((format(printf, 3, 4))) int vms_trace_fail(struct vms_trace *t, int code,
@@ -131,9 +189,23 @@ int vms_live_fill(struct vms_trace *t, struct vms_cpu_stream *c);
 int vms_live_round(struct vms_trace *t);
 void vms_live_free(struct vms_trace *t);
 int vms_dat_stream_init(struct vms_trace *t);
+/* Up to @max records straight from the stream (dat-stream.c); see vms_trace_next_batch(). */
+int vms_dat_next(struct vms_trace *t, struct vms_record *recs, unsigned int max);
+/* Done with window @p (a mapping of @len bytes, or a buffer when @len is 0): freed now, or
+ * once the records handed out from it are released. -ENOMEM: it could not be kept. */
+int vms_retire(struct vms_trace *t, void *p, size_t len);
+/* Free the retired windows of batches before @released. */
+void vms_retired_reclaim(struct vms_trace *t, uint64_t released);
+/* The counters the caller of vms_trace_next*() may see now. */
+const struct vms_trace_counts *vms_trace_counts(const struct vms_trace *t);
+void vms_readahead_free(struct vms_trace *t);
 void vms_dat_stream_free(struct vms_trace *t);
 
-/* Decompress @in (@in_len) into @out, which must receive exactly @out_len bytes. */
-int vms_decompress(struct vms_trace *t, const void *in, size_t in_len, void *out, size_t out_len);
+/* Decompress @in (@in_len) into @out, which must receive exactly @out_len bytes; *@dctx is
+ * the caller's decompression context, made on first use (free it with
+ * vms_decompress_free()). */
+int vms_decompress(const struct vms_trace *t, void **dctx, const void *in, size_t in_len, void *out,
+		   size_t out_len);
+void vms_decompress_free(void *dctx);
 
 #endif /* VMS_TRACE_LOCAL_H */

@@ -28,13 +28,65 @@ struct cpu_recs {
 	size_t n, cap;
 };
 
+/* An order-sensitive digest of a stream: every record's CPU, type, time and bytes. */
+static uint64_t digest_step(uint64_t d, const struct vms_record *r)
+{
+	uint32_t c = r->data ? (uint32_t)crc32(0, r->data, r->size) : 0;
+
+	d = (d ^ (uint64_t)r->ts) * 0x100000001b3ULL;
+	d = (d ^ ((uint64_t)(uint32_t)r->cpu << 32 | r->type)) * 0x100000001b3ULL;
+	return (d ^ ((uint64_t)c << 32 | r->size)) * 0x100000001b3ULL;
+}
+
+/*
+ * Read @path again through vms_trace_next_batch() with the read-ahead thread @ra (1 on, -1
+ * off), keeping only the records of @ids (all when @nids is 0, with the LOST records), and
+ * compare with @want_digest / @want_n of the record-by-record stream filtered the same way.
+ */
+static int check_batched(const char *path, int ra, const int *ids, size_t nids,
+			 uint64_t want_digest, uint64_t want_n, uint64_t want_read)
+{
+	struct vms_trace_opts o = { .sz = sizeof(o), .readahead = ra };
+	const struct vms_record *recs;
+	uint64_t d = 0, n = 0;
+	struct vms_trace *t;
+	int ret, bad = 0;
+
+	if (vms_trace_open(path, &o, &t)) {
+		printf("FAIL: %s: cannot open it again: %s\n", path, vms_trace_open_error());
+		return 1;
+	}
+	if (nids && vms_trace_select(t, ids, nids)) {
+		printf("FAIL: %s: vms_trace_select\n", path);
+		vms_trace_close(t);
+		return 1;
+	}
+	while ((ret = vms_trace_next_batch(t, &recs)) > 0) {
+		for (int k = 0; k < ret; k++) {
+			d = digest_step(d, &recs[k]);
+			n++;
+		}
+	}
+	if (d != want_digest || n != want_n || vms_trace_events_read(t) != want_read) {
+		printf("FAIL: %s: batched (read-ahead %s, %zu event ids) gives %" PRIu64
+		       " records (%" PRIu64 " read), record by record %" PRIu64 " (%" PRIu64
+		       " read)%s\n",
+		       path, ra > 0 ? "on" : "off", nids, n, vms_trace_events_read(t), want_n,
+		       want_read, d != want_digest ? ", not the same ones" : "");
+		bad = 1;
+	}
+	vms_trace_close(t);
+	return bad;
+}
+
 static int compare_file(const char *path)
 {
 	struct tracecmd_input *h, *bh = NULL;
 	struct cpu_recs cpus[256] = { 0 };
 	struct vms_trace *t;
 	struct vms_record r;
-	uint64_t prev = 0, total = 0, compared = 0;
+	uint64_t prev = 0, total = 0, compared = 0, digest = 0, nrec = 0, sel_digest = 0, sel_n = 0;
+	int first_type = -1;
 	int ret, bad = 0, ncpus;
 	const char *want;
 
@@ -45,8 +97,19 @@ static int compare_file(const char *path)
 	while ((ret = vms_trace_next(t, &r)) == 1) {
 		struct cpu_recs *c;
 
-		if (r.type == VMS_RECORD_LOST)
+		digest = digest_step(digest, &r);
+		nrec++;
+		if (r.type == VMS_RECORD_LOST) {
+			sel_digest = digest_step(sel_digest, &r);
+			sel_n++;
 			continue;
+		}
+		if (first_type < 0)
+			first_type = (int)r.type;
+		if ((int)r.type == first_type) {
+			sel_digest = digest_step(sel_digest, &r);
+			sel_n++;
+		}
 		if (r.ts < prev && !bad++)
 			printf("FAIL: %s: record %" PRIu64 " goes back in time\n", path, total);
 		prev = r.ts;
@@ -67,6 +130,12 @@ static int compare_file(const char *path)
 		bad++;
 	}
 	want = vms_trace_info(t)->buffer;
+	/* The same stream in batches, with and without the read-ahead thread, and only the
+	 * first record's event (the others walked over, still counted). */
+	bad += check_batched(path, -1, NULL, 0, digest, nrec, total);
+	bad += check_batched(path, 1, NULL, 0, digest, nrec, total);
+	if (first_type >= 0)
+		bad += check_batched(path, 1, &first_type, 1, sel_digest, sel_n, total);
 
 	h = tracecmd_open(path, 0);
 	if (!h) {
@@ -109,8 +178,9 @@ static int compare_file(const char *path)
 			printf("FAIL: %s: CPU %d: vmscope has %zu records, libtracecmd %zu\n", path,
 			       cpu, cpus[cpu].n, i);
 	}
-	printf("%s: %" PRIu64 " records, %" PRIu64 " identical to libtracecmd's, %s\n", path, total,
-	       compared, bad ? "DIFFERENT" : "same");
+	printf("%s: %" PRIu64 " records, %" PRIu64 " identical to libtracecmd's, %s; batched "
+	       "and selected streams checked\n",
+	       path, total, compared, bad ? "DIFFERENT" : "same");
 	if (bh != h)
 		tracecmd_close(bh);
 	tracecmd_close(h);
