@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "report.h"
 #include "vmscope/analysis.h"
 #include "vmscope/exits.h"
 #include "vmscope/table.h"
@@ -32,15 +33,21 @@ static const char usage_text[] =
 	"  exits      exits per reason, MMIO address, I/O port, MSR or user-space exit reason:\n"
 	"             count, share, time share, min, max, average +- standard error, p50,\n"
 	"             p95, p99 (perf kvm stat report's table, and more)\n"
+	"  vcpu       per vCPU (or VM): the share of time in each state (guest, hypervisor,\n"
+	"             vmm or running; preempted, waiting, idle, blocked, unknown), host CPUs\n"
+	"             used, migrations, exit rate, wakeup latency\n"
 	"\n"
 	"Options:\n"
 	"  -e, --event EVENT        exits: vmexit, mmio, ioport, msr or userspace [vmexit]\n"
 	"      --vm VM              only this VM, by name or pid (the file must name its VMs,\n"
 	"                           as files of vmscope record and trace-cmd with guests do)\n"
 	"      --vcpu N             only vCPU N\n"
-	"      --per-vm             one row per VM and key\n"
-	"      --per-vcpu           one row per vCPU thread and key\n"
-	"  -s, --sort KEY           samples, events, time, avg, min, max, p99 or name\n"
+	"      --per-vm             one row per VM (and key)\n"
+	"      --per-vcpu           exits: one row per vCPU thread and key\n"
+	"      --from TIME          vcpu: only the time from TIME after the first record on\n"
+	"                           (\"10s\", \"1500ms\"; a bare number is seconds)\n"
+	"      --to TIME            vcpu: only the time until TIME after the first record\n"
+	"  -s, --sort KEY           exits: samples, events, time, avg, min, max, p99 or name\n"
 	"                           [samples]\n"
 	"  -f, --format FMT         table, csv or json [table]\n"
 	"  -b, --buffer NAME        the trace instance buffer to read [the first with data]\n"
@@ -52,26 +59,8 @@ static const char usage_text[] =
 	"be read (the report still shows what was read before a damaged part); 2 for a\n"
 	"wrong command line.\n";
 
-enum sort_key {
-	SORT_SAMPLES,
-	SORT_EVENTS,
-	SORT_TIME,
-	SORT_AVG,
-	SORT_MIN,
-	SORT_MAX,
-	SORT_P99,
-	SORT_NAME
-};
 static const char *const sort_names[] = { "samples", "events", "time", "avg",
 					  "min",     "max",    "p99",  "name" };
-
-struct report_args {
-	const char *analysis, *file, *buffer, *vm;
-	struct vms_exits_opts exits;
-	bool per_vcpu, per_vm, quiet, verbose;
-	enum sort_key sort;
-	enum cli_format format;
-};
 
 static int parse_args(int argc, char **argv, struct report_args *a)
 {
@@ -84,6 +73,8 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 		{ "sort", required_argument, NULL, 's' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "buffer", required_argument, NULL, 'b' },
+		{ "from", required_argument, NULL, 'F' },
+		{ "to", required_argument, NULL, 'T' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -142,6 +133,14 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 		case 'b':
 			a->buffer = optarg;
 			break;
+		case 'F':
+		case 'T':
+			if (cli_parse_duration(optarg, c == 'F' ? &a->from : &a->to))
+				return cli_usage_error(CMD,
+						       "--%s takes a time like 10s or 1500ms, "
+						       "not '%s'",
+						       c == 'F' ? "from" : "to", optarg);
+			break;
 		case 'q':
 			a->quiet = true;
 			break;
@@ -156,10 +155,10 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 		}
 	}
 	if (optind >= argc)
-		return cli_usage_error(CMD, "which analysis? (exits)");
+		return cli_usage_error(CMD, "which analysis? (exits or vcpu)");
 	a->analysis = argv[optind++];
-	if (strcmp(a->analysis, "exits"))
-		return cli_usage_error(CMD, "unknown analysis '%s' (exits)", a->analysis);
+	if (strcmp(a->analysis, "exits") && strcmp(a->analysis, "vcpu"))
+		return cli_usage_error(CMD, "unknown analysis '%s' (exits or vcpu)", a->analysis);
 	if (optind >= argc)
 		return cli_usage_error(CMD, "which trace file?");
 	a->file = argv[optind++];
@@ -167,6 +166,8 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 		return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
 	if (a->per_vm && a->per_vcpu)
 		return cli_usage_error(CMD, "--per-vm and --per-vcpu exclude each other");
+	if (a->to && a->to <= a->from)
+		return cli_usage_error(CMD, "--to must come after --from");
 	return 0;
 }
 
@@ -330,12 +331,8 @@ static struct vms_table *build_table(const struct report_args *a, const void *pr
 static void print_header(const struct report_args *a, struct vms_trace *tr,
 			 const struct vms_exits_summary *s)
 {
-	const struct vms_trace_info *in = vms_trace_info(tr);
-
 	printf("vmscope report exits: %s\n", a->file);
-	printf("  trace: version %d, %s, buffer \"%s\", %u CPUs, clock %s, %" PRIu64 " records\n",
-	       in->version, in->compression, in->buffer, in->ncpus, in->clock,
-	       vms_trace_events_read(tr));
+	report_print_trace(tr);
 	printf("  event %s, %s, %s\n\n", vms_exits_event_name(a->exits.event),
 	       a->vm ? a->vm : "all VMs", a->exits.vcpu >= 0 ? "one vCPU" : "all vCPUs");
 	(void)s;
@@ -370,20 +367,11 @@ static void print_json(const struct report_args *a, struct vms_trace *tr,
 		       const struct vms_exits_summary *s, const struct vms_table *t,
 		       const char *error)
 {
-	const struct vms_trace_info *in = vms_trace_info(tr);
 	struct vms_json j;
 
 	vms_json_init(&j, stdout, true);
 	vms_json_object_begin(&j, NULL);
-	vms_json_string(&j, "file", a->file);
-	vms_json_object_begin(&j, "trace");
-	vms_json_i64(&j, "version", in->version);
-	vms_json_string(&j, "compression", in->compression);
-	vms_json_string(&j, "buffer", in->buffer);
-	vms_json_u64(&j, "cpus", in->ncpus);
-	vms_json_string(&j, "clock", in->clock);
-	vms_json_u64(&j, "records", vms_trace_events_read(tr));
-	vms_json_object_end(&j);
+	report_json_trace(&j, a, tr);
 	vms_json_string(&j, "event", vms_exits_event_name(a->exits.event));
 	if (a->exits.vcpu >= 0)
 		vms_json_i64(&j, "vcpu", a->exits.vcpu);
@@ -412,6 +400,45 @@ static void progress(uint64_t n, void *ctx)
 	fprintf(stderr, "\rvmscope report: %" PRIu64 " M records read", n >> 20);
 }
 
+int report_run(const struct report_args *a, struct vms_session *s, const char **error)
+{
+	struct vms_trace *tr = vms_session_trace(s);
+	bool show_progress = !a->quiet && isatty(STDERR_FILENO);
+	int ret = vms_session_run(s, show_progress ? progress : NULL, NULL);
+
+	if (show_progress)
+		fprintf(stderr, "\r%60s\r", "");
+	*error = NULL;
+	if (!ret)
+		return 0;
+	*error = vms_trace_error(tr)[0] ? vms_trace_error(tr) : vms_strerror(ret);
+	return CLI_EXIT_FAIL;
+}
+
+void report_print_trace(struct vms_trace *tr)
+{
+	const struct vms_trace_info *in = vms_trace_info(tr);
+
+	printf("  trace: version %d, %s, buffer \"%s\", %u CPUs, clock %s, %" PRIu64 " records\n",
+	       in->version, in->compression, in->buffer, in->ncpus, in->clock,
+	       vms_trace_events_read(tr));
+}
+
+void report_json_trace(struct vms_json *j, const struct report_args *a, struct vms_trace *tr)
+{
+	const struct vms_trace_info *in = vms_trace_info(tr);
+
+	vms_json_string(j, "file", a->file);
+	vms_json_object_begin(j, "trace");
+	vms_json_i64(j, "version", in->version);
+	vms_json_string(j, "compression", in->compression);
+	vms_json_string(j, "buffer", in->buffer);
+	vms_json_u64(j, "cpus", in->ncpus);
+	vms_json_string(j, "clock", in->clock);
+	vms_json_u64(j, "records", vms_trace_events_read(tr));
+	vms_json_object_end(j);
+}
+
 static int cmd_report_run(int argc, char **argv)
 {
 	struct report_args a;
@@ -427,7 +454,6 @@ static int cmd_report_run(int argc, char **argv)
 	size_t n = 0;
 	void *priv;
 	int ret, rc = 0;
-	bool show_progress;
 
 	ret = parse_args(argc, argv, &a);
 	if (ret)
@@ -453,6 +479,12 @@ static int cmd_report_run(int argc, char **argv)
 							     : "the file does not name its VMs");
 		}
 	}
+	if (!strcmp(a.analysis, "vcpu")) {
+		rc = report_vcpu(&a, tr, map, only_vm);
+		vms_vmmap_free(map);
+		vms_trace_close(tr);
+		return rc;
+	}
 	if ((a.per_vm) && !vms_vmmap_nvms(map)) {
 		vms_trace_close(tr);
 		vms_vmmap_free(map);
@@ -467,14 +499,7 @@ static int cmd_report_run(int argc, char **argv)
 		vms_trace_close(tr);
 		return cli_error(CMD, "cannot set up the analysis: %s", vms_strerror(ret));
 	}
-	show_progress = !a.quiet && isatty(STDERR_FILENO);
-	ret = vms_session_run(s, show_progress ? progress : NULL, NULL);
-	if (show_progress)
-		fprintf(stderr, "\r%60s\r", "");
-	if (ret) {
-		error = vms_trace_error(tr)[0] ? vms_trace_error(tr) : vms_strerror(ret);
-		rc = CLI_EXIT_FAIL;
-	}
+	rc = report_run(&a, s, &error);
 	vms_exits_summary(priv, &sum);
 	ret = vms_exits_group(priv,
 			      a.per_vcpu ? VMS_EXITS_BY_VCPU
@@ -512,7 +537,8 @@ static int cmd_report_run(int argc, char **argv)
 
 const struct vms_cmd cmd_report = {
 	.name = "report",
-	.summary = "analyse a recorded trace: exits (per reason, address, port, MSR)",
+	.summary = "analyse a recorded trace: exits (per reason, address, port, MSR), vcpu "
+		   "(time in each state)",
 	.usage = usage_text,
 	.run = cmd_report_run,
 };

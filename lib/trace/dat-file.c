@@ -372,6 +372,28 @@ static int parse_event_formats(struct vms_trace *t, struct cur *c)
 	return 0;
 }
 
+/*
+ * "PID COMM" lines (COMM may hold spaces: "CPU 0/KVM"). Parsed here rather than by
+ * tep_parse_saved_cmdlines(), which loses memory on a damaged line (libtraceevent 1.7.1,
+ * found by fuzz/fuzz-dat-reader.c). A line that is not one is skipped.
+ */
+static void register_cmdlines(struct vms_trace *t, char *text)
+{
+	for (char *line = text; line && *line;) {
+		char *nl = strchr(line, '\n'), *end, *comm;
+		long pid;
+
+		if (nl)
+			*nl = '\0';
+		pid = strtol(line, &end, 10);
+		comm = end + 1;
+		if (end != line && *end == ' ' && pid > 0 && pid <= INT32_MAX && *comm &&
+		    strlen(comm) < 64)
+			tep_register_comm(t->tep, comm, (int)pid);
+		line = nl ? nl + 1 : NULL;
+	}
+}
+
 static int parse_cmdlines(struct vms_trace *t, struct cur *c)
 {
 	uint64_t size;
@@ -381,7 +403,7 @@ static int parse_cmdlines(struct vms_trace *t, struct cur *c)
 	if ((ret = cur_u64(c, &size, "saved cmdlines size")) ||
 	    (ret = cur_blob(c, size, MAX_CMDLINES, &text, "saved cmdlines")))
 		return ret;
-	tep_parse_saved_cmdlines(t->tep, text);
+	register_cmdlines(t, text);
 	free(text);
 	return 0;
 }

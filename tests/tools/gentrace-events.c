@@ -297,7 +297,7 @@ static const char *comm_of(struct sim *s, int t, int cpu, char *buf)
 	return buf;
 }
 
-void ev_switch(struct sim *s, int cpu, uint64_t ts, int prev, uint64_t prev_state, int next)
+bool ev_switch(struct sim *s, int cpu, uint64_t ts, int prev, uint64_t prev_state, int next)
 {
 	const struct evdesc *d = &s->ev[EV_SWITCH];
 	char b1[16], b2[16];
@@ -310,10 +310,10 @@ void ev_switch(struct sim *s, int cpu, uint64_t ts, int prev, uint64_t prev_stat
 	rec_str(&s->rec, &d->f[4], comm_of(s, next, cpu, b2));
 	rec_u(&s->rec, &d->f[5], next == IDLE ? 0 : (uint64_t)s->th[next].tid);
 	rec_u(&s->rec, &d->f[6], 120);
-	emit(s, cpu, ts, EV_SWITCH);
+	return emit(s, cpu, ts, EV_SWITCH);
 }
 
-void ev_wake(struct sim *s, enum ev ev, int cpu, uint64_t ts, int t, int target)
+bool ev_wake(struct sim *s, enum ev ev, int cpu, uint64_t ts, int t, int target)
 {
 	const struct evdesc *d = &s->ev[ev];
 
@@ -322,7 +322,7 @@ void ev_wake(struct sim *s, enum ev ev, int cpu, uint64_t ts, int t, int target)
 	rec_u(&s->rec, &d->f[1], (uint64_t)s->th[t].tid);
 	rec_u(&s->rec, &d->f[2], 120);
 	rec_u(&s->rec, &d->f[3], (uint64_t)target);
-	emit(s, cpu, ts, ev);
+	return emit(s, cpu, ts, ev);
 }
 
 void ev_migrate(struct sim *s, int cpu, uint64_t ts, int t, int from, int to)

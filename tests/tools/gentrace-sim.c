@@ -294,7 +294,8 @@ static void cpu_switch(struct sim *s, int cpu, uint64_t now, int prev, uint64_t 
 	}
 	if (next < 0 && prev == IDLE)
 		return;
-	ev_switch(s, cpu, now, prev, prev_state, next < 0 ? IDLE : next);
+	if (ev_switch(s, cpu, now, prev, prev_state, next < 0 ? IDLE : next))
+		truth_switch(s, cpu, now, prev, prev_state, next < 0 ? IDLE : next);
 	c->cur = next < 0 ? IDLE : next;
 	c->need_resched = false;
 	if (next >= 0)
@@ -360,7 +361,8 @@ static void do_wake(struct sim *s, int cpu, uint64_t now, int t)
 		ev_migrate(s, cpu, now, t, th->cpu, target);
 		th->cpu = target;
 	}
-	ev_wake(s, EV_WAKEUP, cpu, now, t, target);
+	if (ev_wake(s, EV_WAKEUP, cpu, now, t, target))
+		truth_wakeup(s, t, now);
 	th->resume = th->vcpu ? R_WOKEN : R_HOST;
 	rq_push(s, target, t);
 	kick(s, target, now);
@@ -564,8 +566,10 @@ static void do_step(struct sim *s, int t, uint64_t now)
 		ev_kvm_page_fault(s, cpu, now, th, st->c, st->d);
 		break;
 	case S_USER_EXIT:
-		if (ev_kvm_userspace_exit(s, cpu, now, th, st->a))
+		if (ev_kvm_userspace_exit(s, cpu, now, th, st->a)) {
 			th->uexit[st->a == KVM_EXIT_MMIO]++;
+			truth_userspace_exit(s, th, now);
+		}
 		break;
 	case S_INJ:
 		ev_kvm_inj_virq(s, cpu, now, th, st->a);
@@ -755,7 +759,7 @@ int sim_init(struct sim *s, struct opts *o)
 				s->cpu[c].win_at[j] =
 					20 + per_cpu * (j + 1) / (2 * (s->cpu[c].nwin + 1));
 	}
-	return 0;
+	return truth_init(s);
 }
 
 int sim_run(struct sim *s)
@@ -797,6 +801,7 @@ void sim_free(struct sim *s)
 	for (unsigned t = 0; s->th && t < s->nth; t++)
 		for (unsigned r = 0; r < MAX_REASONS; r++)
 			free(s->th[t].xs[r].samples);
+	truth_free(s);
 	free(s->th);
 	free(s->cpu);
 	free(s->heap);

@@ -11,6 +11,27 @@
  * unless --no-percentiles, one sample per exit for exact nearest-rank percentiles. The
  * per-device, per-port and per-MSR counters are kept by the simulation
  * (gentrace-sim.c) in struct thread; write_truth() prints them all.
+ *
+ * "states" is the truth of the vCPU state model, from the written kvm_exit, kvm_entry,
+ * kvm_userspace_exit, sched_switch and sched_wakeup events (sched_waking and
+ * sched_migrate_task always share the timestamp of a sched_wakeup or a switch-in, so they
+ * start no thread earlier). A vCPU thread counts from its first event to the trace's end
+ * (its last record, any CPU), in exactly one of: guest (kvm_entry to the next kvm_exit),
+ * hypervisor (kvm_exit, or a switch-in, to the next kvm_entry, kvm_userspace_exit or
+ * switch-out), vmm (kvm_userspace_exit to kvm_entry or switch-out; a thread switched out
+ * in vmm comes back in vmm), preempted (switch-out with (prev_state & 0xff) == 0 to
+ * switch-in), idle or blocked (switch-out in a sleeping state after a HLT exit, or
+ * another one, to sched_wakeup) and waiting (sched_wakeup to switch-in); its first event
+ * gives its first state. Also per thread: its running time per CPU, its migrations (a
+ * switch-in on another CPU than its last on-CPU period), its wakeup latencies (sched_wakeup
+ * to switch-in, counted at the switch-in) and its preemptions, per preempting task (the
+ * next task of the switch-out; the time runs to the switch-in or the end). Per CPU, from
+ * the trace's first record to its end: each vCPU's guest, hypervisor and vmm time, other
+ * tasks' and the idle task's. A CPU runs, until its first sched_switch, the task it started
+ * with: a vCPU that starts there is in the guest until its first kvm_exit, time that the
+ * CPU counts and the thread, not yet seen, does not. gentrace blocks vCPUs only in HLT, so
+ * blocked is always 0. Across lost events the states are not known: "states" is null
+ * whenever --lost is given.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -46,10 +67,189 @@ static void xstat_add(struct sim *s, struct xstat *x, uint64_t lat)
 	x->samples[x->ns++] = lat;
 }
 
+/* ---- the vCPU state model ---- */
+
+static const char *const vstate_key[VS_N] = { "guest_ns",     "hypervisor_ns", "vmm_ns",
+					      "preempted_ns", "waiting_ns",    "idle_ns",
+					      "blocked_ns" };
+
+static inline bool running(int state)
+{
+	return state == VS_GUEST || state == VS_HYP || state == VS_VMM;
+}
+
+int truth_init(struct sim *s)
+{
+	unsigned ncpus = s->o->cpus;
+
+	for (unsigned c = 0; c < ncpus; c++) {
+		s->cpu[c].run = s->cpu[c].cur;
+		s->cpu[c].vcpu_ns = calloc(s->nvcpus, sizeof(*s->cpu[c].vcpu_ns));
+		if (!s->cpu[c].vcpu_ns)
+			return -ENOMEM;
+	}
+	for (unsigned t = 0; t < s->nvcpus; t++) {
+		struct vtruth *vt = &s->th[t].vt;
+
+		vt->last_exit = -1;
+		vt->cpu = -1;
+		/* Where a vCPU starts on a CPU it is in the guest: the CPU counts it from the
+		 * trace's first record, the thread only from its own first event. */
+		vt->state = s->cpu[s->th[t].cpu].cur == (int)t ? VS_GUEST : VS_PREEMPTED;
+		vt->run_ns = calloc(ncpus, sizeof(*vt->run_ns));
+		vt->by = calloc(s->nth + ncpus, sizeof(*vt->by));
+		if (!vt->run_ns || !vt->by)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void truth_free(struct sim *s)
+{
+	for (unsigned c = 0; s->cpu && c < s->o->cpus; c++)
+		free(s->cpu[c].vcpu_ns);
+	for (unsigned t = 0; s->th && t < s->nvcpus; t++) {
+		free(s->th[t].vt.run_ns);
+		free(s->th[t].vt.by);
+		free(s->th[t].vt.wake.samples);
+	}
+}
+
+/* The first record of the trace: events are written in time order over all CPUs, so once
+ * any is written, this one is. */
+static uint64_t trace_first_ts(const struct sim *s)
+{
+	uint64_t first = UINT64_MAX;
+
+	for (unsigned c = 0; c < s->o->cpus; c++)
+		if (s->cpu[c].written && s->cpu[c].first_ts < first)
+			first = s->cpu[c].first_ts;
+	return first;
+}
+
+/* Count the time of @cpu up to @ts to the task that runs there, in its state. */
+static void cpu_account(struct sim *s, int cpu, uint64_t ts)
+{
+	struct cpu *c = &s->cpu[cpu];
+	uint64_t from = c->run_since ? c->run_since : trace_first_ts(s);
+	uint64_t d = ts > from ? ts - from : 0;
+
+	if (c->run == IDLE) {
+		c->idle_ns += d;
+	} else if (!s->th[c->run].vcpu) {
+		c->other_ns += d;
+	} else {
+		int st = s->th[c->run].vt.state;
+
+		/* a vCPU runs in a running state, unless lost events hid its switch-in */
+		c->vcpu_ns[c->run][running(st) ? st : VS_HYP] += d;
+	}
+	c->run_since = ts;
+}
+
+/* Count the time of @th up to @ts to its state. */
+static void vt_account(struct thread *th, uint64_t ts)
+{
+	struct vtruth *vt = &th->vt;
+	uint64_t d = ts - vt->since;
+
+	vt->ns[vt->state] += d;
+	if (running(vt->state) && vt->cpu >= 0)
+		vt->run_ns[vt->cpu] += d;
+	if (vt->state == VS_PREEMPTED)
+		vt->by[vt->preempter][1] += d;
+	vt->since = ts;
+}
+
+/*
+ * A written event of @th at @ts puts it in @state. Its first one starts its time; the
+ * CPU that runs it, if any, counts its time in the state it leaves first.
+ */
+static void vt_enter(struct sim *s, struct thread *th, uint64_t ts, int state)
+{
+	struct vtruth *vt = &th->vt;
+	int t = (int)(th - s->th);
+
+	if (vt->cpu >= 0 && s->cpu[vt->cpu].run == t)
+		cpu_account(s, vt->cpu, ts);
+	if (vt->seen) {
+		vt_account(th, ts);
+	} else {
+		vt->seen = true;
+		vt->first_ts = vt->since = ts;
+	}
+	vt->state = (uint8_t)state;
+}
+
+/* A written kvm event of @th (on its CPU) puts it in @state. */
+static void vt_kvm(struct sim *s, struct thread *th, uint64_t ts, int state)
+{
+	if (th->vt.cpu < 0)
+		th->vt.cpu = th->cpu; /* running since before its first event */
+	vt_enter(s, th, ts, state);
+}
+
+void truth_userspace_exit(struct sim *s, struct thread *th, uint64_t ts)
+{
+	vt_kvm(s, th, ts, VS_VMM);
+}
+
+void truth_switch(struct sim *s, int cpu, uint64_t ts, int prev, uint64_t prev_state, int next)
+{
+	cpu_account(s, cpu, ts);
+	if (prev != IDLE && s->th[prev].vcpu) {
+		struct thread *th = &s->th[prev];
+		struct vtruth *vt = &th->vt;
+		int state;
+
+		if (!(prev_state & 0xff))
+			state = VS_PREEMPTED;
+		else if (vt->last_exit == REASON_HLT)
+			state = VS_IDLE;
+		else
+			state = VS_BLOCKED;
+		vt->out_vmm = vt->seen && vt->state == VS_VMM;
+		vt->cpu = cpu;
+		vt_enter(s, th, ts, state);
+		if (state == VS_PREEMPTED) {
+			vt->preempter = next == IDLE ? (int)s->nth + cpu : next;
+			vt->preemptions++;
+			vt->by[vt->preempter][0]++;
+		}
+	}
+	if (next != IDLE && s->th[next].vcpu) {
+		struct thread *th = &s->th[next];
+		struct vtruth *vt = &th->vt;
+
+		if (vt->seen && vt->state == VS_WAITING)
+			xstat_add(s, &vt->wake, ts - vt->wake_ts);
+		if (vt->cpu >= 0 && vt->cpu != cpu)
+			vt->migrations++;
+		vt->cpu = cpu;
+		vt_enter(s, th, ts, vt->out_vmm ? VS_VMM : VS_HYP);
+		vt->out_vmm = false;
+	}
+	s->cpu[cpu].run = next;
+}
+
+void truth_wakeup(struct sim *s, int t, uint64_t ts)
+{
+	struct thread *th = &s->th[t];
+
+	if (!th->vcpu)
+		return;
+	vt_enter(s, th, ts, VS_WAITING);
+	th->vt.wake_ts = ts;
+}
+
+/* ---- exit latencies ---- */
+
 /* perf kvm stat's pairing: an exit ends at the next kvm_entry of the same thread, and a
  * thread is timed only from its first kvm_entry on. */
 void truth_exit(struct sim *s, struct thread *th, uint64_t ts, int reason)
 {
+	th->vt.last_exit = reason;
+	vt_kvm(s, th, ts, VS_HYP);
 	if (!th->known) {
 		th->xs[reason].before++;
 		return;
@@ -62,6 +262,7 @@ void truth_exit(struct sim *s, struct thread *th, uint64_t ts, int reason)
 
 void truth_entry(struct sim *s, struct thread *th, uint64_t ts)
 {
+	vt_kvm(s, th, ts, VS_GUEST);
 	th->known = true;
 	if (th->pending < 0) {
 		th->orphans++;
@@ -88,13 +289,175 @@ static uint64_t percentile(const uint64_t *v, size_t n, unsigned p)
 	return v[rank ? rank - 1 : 0];
 }
 
+struct by_row {
+	int32_t pid;
+	int slot;
+};
+
+static int cmp_by_row(const void *a, const void *b)
+{
+	const struct by_row *x = a, *y = b;
+
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return (x->slot > y->slot) - (x->slot < y->slot);
+}
+
+static void write_wakeups(struct sim *s, struct vms_json *j, struct xstat *x)
+{
+	vms_json_object_begin(j, "wakeups");
+	vms_json_u64(j, "count", x->count);
+	vms_json_u64(j, "total_ns", x->total);
+	vms_json_u64(j, "max_ns", x->max);
+	if (s->o->percentiles && x->count && x->ns == x->count) {
+		qsort(x->samples, x->ns, sizeof(*x->samples), cmp_u64);
+		vms_json_u64(j, "p50_ns", percentile(x->samples, x->ns, 50));
+		vms_json_u64(j, "p95_ns", percentile(x->samples, x->ns, 95));
+		vms_json_u64(j, "p99_ns", percentile(x->samples, x->ns, 99));
+	} else if (s->o->percentiles) {
+		vms_json_null(j, "p50_ns");
+		vms_json_null(j, "p95_ns");
+		vms_json_null(j, "p99_ns");
+	}
+	vms_json_object_end(j);
+}
+
+static int write_preemptions(struct sim *s, struct vms_json *j, struct vtruth *vt)
+{
+	size_t nslots = s->nth + s->o->cpus, n = 0;
+	struct by_row *rows = calloc(nslots, sizeof(*rows));
+	uint64_t total = 0;
+
+	if (!rows)
+		return -ENOMEM;
+	for (size_t k = 0; k < nslots; k++) {
+		if (!vt->by[k][0])
+			continue;
+		rows[n].pid = k < s->nth ? s->th[k].tid : 0;
+		rows[n++].slot = (int)k;
+		total += vt->by[k][1];
+	}
+	qsort(rows, n, sizeof(*rows), cmp_by_row);
+	vms_json_object_begin(j, "preemptions");
+	vms_json_u64(j, "count", vt->preemptions);
+	vms_json_u64(j, "total_ns", total);
+	vms_json_array_begin(j, "by");
+	for (size_t i = 0; i < n; i++) {
+		size_t k = (size_t)rows[i].slot;
+		char comm[16];
+
+		if (k < s->nth)
+			snprintf(comm, sizeof(comm), "%s", s->th[k].comm);
+		else
+			snprintf(comm, sizeof(comm), "swapper/%zu", k - s->nth);
+		vms_json_object_begin(j, NULL);
+		vms_json_i64(j, "pid", rows[i].pid);
+		vms_json_string(j, "comm", comm);
+		vms_json_u64(j, "count", vt->by[k][0]);
+		vms_json_u64(j, "total_ns", vt->by[k][1]);
+		vms_json_object_end(j);
+	}
+	vms_json_array_end(j);
+	vms_json_object_end(j);
+	free(rows);
+	return 0;
+}
+
+/*
+ * The state truth, closed at the trace's end (its last record). Undefined with lost
+ * events: null.
+ */
+static int write_states(struct sim *s, struct vms_json *j)
+{
+	unsigned ncpus = s->o->cpus;
+	uint64_t first = trace_first_ts(s), end = 0;
+	int ret = 0;
+
+	if (s->o->lost || first == UINT64_MAX) {
+		vms_json_null(j, "states");
+		return 0;
+	}
+	for (unsigned c = 0; c < ncpus; c++)
+		if (s->cpu[c].written && s->cpu[c].last_ts > end)
+			end = s->cpu[c].last_ts;
+	for (unsigned c = 0; c < ncpus; c++)
+		cpu_account(s, (int)c, end);
+	for (unsigned t = 0; t < s->nvcpus; t++)
+		if (s->th[t].vt.seen)
+			vt_account(&s->th[t], end);
+
+	vms_json_object_begin(j, "states");
+	vms_json_u64(j, "first_ts", first);
+	vms_json_u64(j, "end_ts", end);
+	vms_json_array_begin(j, "threads");
+	for (unsigned t = 0; t < s->nvcpus && !ret; t++) {
+		struct thread *th = &s->th[t];
+		struct vtruth *vt = &th->vt;
+
+		vms_json_object_begin(j, NULL);
+		vms_json_i64(j, "tid", th->tid);
+		vms_json_u64(j, "vm", (uint64_t)th->vm);
+		vms_json_u64(j, "vcpu", (uint64_t)th->vid);
+		if (vt->seen)
+			vms_json_u64(j, "first_ts", vt->first_ts);
+		else
+			vms_json_null(j, "first_ts");
+		vms_json_u64(j, "end_ts", end);
+		for (int k = 0; k < VS_N; k++)
+			vms_json_u64(j, vstate_key[k], vt->ns[k]);
+		vms_json_u64(j, "migrations", vt->migrations);
+		vms_json_object_begin(j, "cpu_run_ns");
+		for (unsigned c = 0; c < ncpus; c++) {
+			char key[16];
+
+			if (!vt->run_ns[c])
+				continue;
+			snprintf(key, sizeof(key), "%u", c);
+			vms_json_u64(j, key, vt->run_ns[c]);
+		}
+		vms_json_object_end(j);
+		write_wakeups(s, j, &vt->wake);
+		ret = write_preemptions(s, j, vt);
+		vms_json_object_end(j);
+	}
+	vms_json_array_end(j);
+
+	vms_json_array_begin(j, "cpus");
+	for (unsigned c = 0; c < ncpus; c++) {
+		struct cpu *cp = &s->cpu[c];
+
+		vms_json_object_begin(j, NULL);
+		vms_json_u64(j, "cpu", c);
+		vms_json_u64(j, "idle_ns", cp->idle_ns);
+		vms_json_u64(j, "other_ns", cp->other_ns);
+		vms_json_array_begin(j, "vcpus");
+		for (unsigned t = 0; t < s->nvcpus; t++) {
+			uint64_t *ns = cp->vcpu_ns[t];
+
+			if (!ns[VS_GUEST] && !ns[VS_HYP] && !ns[VS_VMM])
+				continue;
+			vms_json_object_begin(j, NULL);
+			vms_json_i64(j, "tid", s->th[t].tid);
+			vms_json_u64(j, "guest_ns", ns[VS_GUEST]);
+			vms_json_u64(j, "hypervisor_ns", ns[VS_HYP]);
+			vms_json_u64(j, "vmm_ns", ns[VS_VMM]);
+			vms_json_object_end(j);
+		}
+		vms_json_array_end(j);
+		vms_json_object_end(j);
+	}
+	vms_json_array_end(j);
+	vms_json_object_end(j);
+	return ret;
+}
+
 int write_truth(struct sim *s, const char *path)
 {
 	struct opts *o = s->o;
 	struct vms_json j;
 	FILE *f = fopen(path, "we");
 	uint64_t lost_total = 0;
-	int ret;
+	int ret, states;
 
 	if (!f)
 		return -errno;
@@ -312,8 +675,12 @@ int write_truth(struct sim *s, const char *path)
 		}
 	vms_json_array_end(&j);
 
+	states = write_states(s, &j);
+
 	vms_json_object_end(&j);
 	ret = vms_json_finish(&j);
+	if (states)
+		ret = states;
 	if (fclose(f) && !ret)
 		ret = -EIO;
 	return ret;

@@ -157,6 +157,29 @@ struct xstat {
 	size_t ns, cap;
 };
 
+/*
+ * The vCPU state model (gentrace-truth.c): the state of a vCPU thread, as its written
+ * events tell it. The first three run on a CPU.
+ */
+enum vstate { VS_GUEST, VS_HYP, VS_VMM, VS_PREEMPTED, VS_WAITING, VS_IDLE, VS_BLOCKED, VS_N };
+
+/* The truth of the state model for one vCPU thread. */
+struct vtruth {
+	bool seen;     /* an event of the thread was written: it counts from first_ts on */
+	bool out_vmm;  /* switched out in vmm: it comes back in vmm */
+	uint8_t state; /* enum vstate, since @since */
+	int last_exit; /* reason index of its last written kvm_exit, or -1 */
+	int cpu;       /* CPU of its current or last on-CPU period, or -1 */
+	int preempter; /* slot in @by of the task that preempted it last */
+	uint64_t first_ts, since, wake_ts;
+	uint64_t ns[VS_N];
+	uint64_t migrations, preemptions;
+	uint64_t *run_ns;  /* [cpus]: time on each CPU (guest, hypervisor, vmm) */
+	uint64_t (*by)[2]; /* [nth + cpus]: preemptions and their ns per preempting task: the
+			    * threads, then the idle task of each CPU */
+	struct xstat wake; /* wakeup latencies (min unused) */
+};
+
 struct thread {
 	bool vcpu; /* else a kworker */
 	int32_t pid, tid;
@@ -189,6 +212,7 @@ struct thread {
 	uint32_t pio[NR_PIO_PORTS][2];
 	uint32_t msr[NR_MSRS][2];
 	uint32_t uexit[2]; /* KVM_EXIT_IO, KVM_EXIT_MMIO */
+	struct vtruth vt;  /* vCPUs only */
 };
 
 struct lost_window {
@@ -217,6 +241,11 @@ struct cpu {
 	uint64_t timer_time, resched_time;
 	uint32_t timer_seq, resched_seq;
 	bool resched_armed;
+	/* the state truth: who runs here, by the written sched_switch events */
+	int run;	    /* thread index, or IDLE */
+	uint64_t run_since; /* 0: since the trace's first record */
+	uint64_t idle_ns, other_ns;
+	uint64_t (*vcpu_ns)[3]; /* [nvcpus]: guest, hypervisor, vmm */
 };
 
 struct hent {
@@ -283,10 +312,10 @@ void emit_flush(struct sim *s);
 
 /*
  * Each ev_*() writes one event on @cpu (or on @th->cpu) at @ts, or drops it inside a lost
- * window. The kvm ones return whether it was written: the truth counts only those.
+ * window. Those that return a bool say whether it was written: the truth counts only those.
  */
-void ev_switch(struct sim *s, int cpu, uint64_t ts, int prev, uint64_t prev_state, int next);
-void ev_wake(struct sim *s, enum ev ev, int cpu, uint64_t ts, int t, int target);
+bool ev_switch(struct sim *s, int cpu, uint64_t ts, int prev, uint64_t prev_state, int next);
+bool ev_wake(struct sim *s, enum ev ev, int cpu, uint64_t ts, int t, int target);
 void ev_migrate(struct sim *s, int cpu, uint64_t ts, int t, int from, int to);
 bool ev_kvm_exit(struct sim *s, const struct thread *th, uint64_t ts, const struct reason *r);
 bool ev_kvm_entry(struct sim *s, const struct thread *th, uint64_t ts);
@@ -312,11 +341,29 @@ int write_file_info(struct sim *s);
 
 /* ---- the truth (gentrace-truth.c) ---- */
 
+/*
+ * Set up the state truth of @s, once sim_init() has placed the threads on the CPUs (no
+ * random draw). 0 or -ENOMEM.
+ */
+int truth_init(struct sim *s);
+
+/* Free what truth_init() allocated. */
+void truth_free(struct sim *s);
+
 /* A kvm_exit of @th for reason index @reason was written at @ts. */
 void truth_exit(struct sim *s, struct thread *th, uint64_t ts, int reason);
 
 /* A kvm_entry of @th was written at @ts. */
 void truth_entry(struct sim *s, struct thread *th, uint64_t ts);
+
+/* A kvm_userspace_exit of @th was written at @ts. */
+void truth_userspace_exit(struct sim *s, struct thread *th, uint64_t ts);
+
+/* A sched_switch from @prev to @next (threads or IDLE) was written on @cpu at @ts. */
+void truth_switch(struct sim *s, int cpu, uint64_t ts, int prev, uint64_t prev_state, int next);
+
+/* A sched_wakeup of thread @t was written at @ts. */
+void truth_wakeup(struct sim *s, int t, uint64_t ts);
 
 /* The truth of the finished simulation @s as JSON in @path. 0 or a negative errno. */
 int write_truth(struct sim *s, const char *path);
