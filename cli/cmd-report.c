@@ -36,6 +36,11 @@ static const char usage_text[] =
 	"  vcpu       per vCPU (or VM): the share of time in each state (guest, hypervisor,\n"
 	"             vmm or running; preempted, waiting, idle, blocked, unknown), host CPUs\n"
 	"             used, migrations, exit rate, wakeup latency\n"
+	"  sched      per vCPU: wakeup to running latency (count, p50, p95, p99, max) and a\n"
+	"             histogram\n"
+	"  steal      per vCPU: every preemption, by which host task and for how long; top\n"
+	"             preemptors, a histogram, the steal the guest could see, and the\n"
+	"             hypervisor time per VM (the virtualization overhead)\n"
 	"\n"
 	"Options:\n"
 	"  -e, --event EVENT        exits: vmexit, mmio, ioport, msr or userspace [vmexit]\n"
@@ -44,9 +49,10 @@ static const char usage_text[] =
 	"      --vcpu N             only vCPU N\n"
 	"      --per-vm             one row per VM (and key)\n"
 	"      --per-vcpu           exits: one row per vCPU thread and key\n"
-	"      --from TIME          vcpu: only the time from TIME after the first record on\n"
+	"      --from TIME          vcpu, sched, steal: only the time from TIME after the\n"
+	"                           first record on\n"
 	"                           (\"10s\", \"1500ms\"; a bare number is seconds)\n"
-	"      --to TIME            vcpu: only the time until TIME after the first record\n"
+	"      --to TIME            vcpu, sched, steal: only until TIME after the first record\n"
 	"  -s, --sort KEY           exits: samples, events, time, avg, min, max, p99 or name\n"
 	"                           [samples]\n"
 	"  -f, --format FMT         table, csv or json [table]\n"
@@ -155,10 +161,12 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 		}
 	}
 	if (optind >= argc)
-		return cli_usage_error(CMD, "which analysis? (exits or vcpu)");
+		return cli_usage_error(CMD, "which analysis? (exits, vcpu, sched or steal)");
 	a->analysis = argv[optind++];
-	if (strcmp(a->analysis, "exits") && strcmp(a->analysis, "vcpu"))
-		return cli_usage_error(CMD, "unknown analysis '%s' (exits or vcpu)", a->analysis);
+	if (strcmp(a->analysis, "exits") && strcmp(a->analysis, "vcpu") &&
+	    strcmp(a->analysis, "sched") && strcmp(a->analysis, "steal"))
+		return cli_usage_error(CMD, "unknown analysis '%s' (exits, vcpu, sched or steal)",
+				       a->analysis);
 	if (optind >= argc)
 		return cli_usage_error(CMD, "which trace file?");
 	a->file = argv[optind++];
@@ -479,7 +487,7 @@ static int cmd_report_run(int argc, char **argv)
 							     : "the file does not name its VMs");
 		}
 	}
-	if (!strcmp(a.analysis, "vcpu")) {
+	if (strcmp(a.analysis, "exits")) {
 		rc = report_vcpu(&a, tr, map, only_vm);
 		vms_vmmap_free(map);
 		vms_trace_close(tr);
@@ -537,8 +545,8 @@ static int cmd_report_run(int argc, char **argv)
 
 const struct vms_cmd cmd_report = {
 	.name = "report",
-	.summary = "analyse a recorded trace: exits (per reason, address, port, MSR), vcpu "
-		   "(time in each state)",
+	.summary = "analyse a recorded trace: exits, vcpu (time in each state), sched "
+		   "(wakeup latency), steal (preemptions)",
 	.usage = usage_text,
 	.run = cmd_report_run,
 };

@@ -22,10 +22,13 @@ struct row {
 	int vm, vcpu, tid; /* tid -1 in a VM's row */
 	uint64_t ns[VMS_VCPU_NSTATES], span;
 	uint64_t exits, migrations, inferred, uncertain_ns, wakeups;
+	uint64_t preemptions;
 	bool split;
-	struct vms_hist wake;
+	struct vms_hist wake, preempt;
 	uint64_t *cpu_ns;
 	unsigned int ncpu;
+	struct vms_vcpu_preemptor *by; /* merged by pid */
+	size_t nby;
 };
 
 static int row_cmp(const void *pa, const void *pb)
@@ -37,6 +40,36 @@ static int row_cmp(const void *pa, const void *pb)
 	if (a->vcpu != b->vcpu)
 		return a->vcpu < b->vcpu ? -1 : 1;
 	return a->tid < b->tid ? -1 : a->tid > b->tid;
+}
+
+/* Add preemptors @by to @r's, by pid. */
+static int by_add(struct row *r, const struct vms_vcpu_preemptor *by, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t k;
+
+		for (k = 0; k < r->nby && r->by[k].pid != by[i].pid; k++)
+			;
+		if (k == r->nby) {
+			struct vms_vcpu_preemptor *nb = realloc(r->by, (r->nby + 1) * sizeof(*nb));
+
+			if (!nb)
+				return -ENOMEM;
+			r->by = nb;
+			r->by[r->nby++] = (struct vms_vcpu_preemptor){ by[i].pid, "", 0, 0 };
+			memcpy(r->by[k].comm, by[i].comm, sizeof(r->by[k].comm));
+		}
+		r->by[k].count += by[i].count;
+		r->by[k].ns += by[i].ns;
+	}
+	return 0;
+}
+
+static int by_cmp(const void *pa, const void *pb)
+{
+	const struct vms_vcpu_preemptor *a = pa, *b = pb;
+
+	return a->ns > b->ns ? -1 : a->ns < b->ns;
 }
 
 /* Add thread @th to @r. */
@@ -51,7 +84,12 @@ static int row_add(struct row *r, const struct vms_vcpu_thread *th)
 	r->inferred += th->inferred;
 	r->uncertain_ns += th->uncertain_ns;
 	r->wakeups += th->wakeups;
+	r->preemptions += th->preemptions;
 	r->split |= th->split;
+	if (by_add(r, th->by, th->nby))
+		return -ENOMEM;
+	if (vms_hist_merge(&r->preempt, &th->preempt_lat))
+		return -ENOMEM;
 	if (!r->cpu_ns) {
 		r->cpu_ns = calloc(th->ncpu ? th->ncpu : 1, sizeof(*r->cpu_ns));
 		if (!r->cpu_ns)
@@ -119,6 +157,9 @@ static int build_rows(const struct report_args *a, const void *priv, const struc
 	}
 	if (nr > 1)
 		qsort(rows, nr, sizeof(*rows), row_cmp);
+	for (size_t k = 0; k < nr; k++)
+		if (rows[k].nby > 1)
+			qsort(rows[k].by, rows[k].nby, sizeof(*rows[k].by), by_cmp);
 	return 0;
 }
 
@@ -126,7 +167,9 @@ static void free_rows(struct row *rows, size_t n)
 {
 	for (size_t i = 0; rows && i < n; i++) {
 		vms_hist_free(&rows[i].wake);
+		vms_hist_free(&rows[i].preempt);
 		free(rows[i].cpu_ns);
+		free(rows[i].by);
 	}
 	free(rows);
 }
@@ -238,6 +281,275 @@ static struct vms_table *build_table(const struct report_args *a, const struct r
 	return t;
 }
 
+/* ---- report sched: wakeup -> running latency ---- */
+
+static void id_columns(const struct report_args *a, struct vms_table *t, int *c_vm, int *c_vcpu,
+		       int *c_tid)
+{
+	*c_vm = vms_table_column(t, "vm", "VM", VMS_COL_STR, 1, 0, NULL);
+	*c_vcpu = *c_tid = -1;
+	if (!a->per_vm) {
+		*c_vcpu = vms_table_column(t, "vcpu", "vCPU", VMS_COL_I64, 1, 0, NULL);
+		*c_tid = vms_table_column(t, "tid", "Thread", VMS_COL_I64, 1, 0, NULL);
+	}
+}
+
+static void id_cells(struct vms_table *t, const struct row *r, const struct vms_vmmap *map,
+		     int c_vm, int c_vcpu, int c_tid)
+{
+	const char *vm = r->vm >= 0 && map ? vms_vmmap_vm_name(map, r->vm) : NULL;
+
+	vms_table_str(t, c_vm, vm ? vm : "-");
+	if (c_vcpu >= 0 && r->vcpu >= 0)
+		vms_table_i64(t, c_vcpu, r->vcpu);
+	if (c_tid >= 0)
+		vms_table_i64(t, c_tid, r->tid);
+}
+
+/* A count column, then p50, p95, p99 and max of a histogram, keyed PREFIX_p50_ns ... */
+static void hist_columns(struct vms_table *t, const char *prefix, const char *count_title, int *c)
+{
+	static const char *const names[] = { "p50", "p95", "p99", "max" };
+	char key[32];
+
+	snprintf(key, sizeof(key), "%ss", prefix);
+	c[0] = vms_table_column(t, key, count_title, VMS_COL_U64, 1, 0, NULL);
+	for (int k = 0; k < 4; k++) {
+		snprintf(key, sizeof(key), "%s_%s_ns", prefix, names[k]);
+		c[1 + k] = vms_table_column(t, key, names[k], VMS_COL_U64, 1e3, 1, "us");
+	}
+}
+
+static void hist_cells(struct vms_table *t, const struct vms_hist *h, const int *c)
+{
+	static const double ps[] = { 50, 95, 99 };
+
+	vms_table_u64(t, c[0], h->count);
+	if (!h->count)
+		return;
+	for (int k = 0; k < 3; k++)
+		vms_table_u64(t, c[1 + k], vms_hist_percentile(h, ps[k]));
+	vms_table_u64(t, c[4], h->max);
+}
+
+static struct vms_table *build_sched(const struct report_args *a, const struct row *rows, size_t n,
+				     const struct vms_vmmap *map)
+{
+	struct vms_table *t = vms_table_new();
+	int c_vm, c_vcpu, c_tid, c[5], c_wait;
+
+	if (!t)
+		return NULL;
+	id_columns(a, t, &c_vm, &c_vcpu, &c_tid);
+	hist_columns(t, "wakeup", "Wakeups", c);
+	c_wait = vms_table_column(t, "waiting_ns", "Waiting", VMS_COL_U64, 1e6, 1, "ms");
+	for (size_t i = 0; i < n; i++) {
+		if (vms_table_row(t))
+			break;
+		id_cells(t, &rows[i], map, c_vm, c_vcpu, c_tid);
+		hist_cells(t, &rows[i].wake, c);
+		vms_table_u64(t, c_wait, rows[i].ns[VMS_VCPU_WAITING]);
+	}
+	return t;
+}
+
+/* ---- report steal: preemptions, who took the CPU, what the guest could see ---- */
+
+static struct vms_table *build_steal(const struct report_args *a, const struct row *rows, size_t n,
+				     const struct vms_vmmap *map)
+{
+	struct vms_table *t = vms_table_new();
+	bool table = a->format == CLI_FORMAT_TABLE;
+	int c_vm, c_vcpu, c_tid, c[5], c_span = -1, c_pre, c_wait, c_steal, c_top;
+	char buf[64];
+
+	if (!t)
+		return NULL;
+	id_columns(a, t, &c_vm, &c_vcpu, &c_tid);
+	hist_columns(t, "preemption", "Preempts", c);
+	if (table) {
+		c_pre = vms_table_column(t, "preempted_pct", "Preempted", VMS_COL_F64, 1, 1, "%");
+		c_wait = vms_table_column(t, "waiting_pct", "Waiting", VMS_COL_F64, 1, 1, "%");
+		c_steal = vms_table_column(t, "steal_pct", "Steal", VMS_COL_F64, 1, 1, "%");
+	} else {
+		c_span = vms_table_column(t, "span_ns", NULL, VMS_COL_U64, 1, 0, NULL);
+		c_pre = vms_table_column(t, "preempted_ns", NULL, VMS_COL_U64, 1, 0, NULL);
+		c_wait = vms_table_column(t, "waiting_ns", NULL, VMS_COL_U64, 1, 0, NULL);
+		c_steal = vms_table_column(t, "steal_ns", NULL, VMS_COL_U64, 1, 0, NULL);
+	}
+	c_top = vms_table_column(t, "top_preemptor", "Top preemptor", VMS_COL_STR, 1, 0, NULL);
+	for (size_t i = 0; i < n; i++) {
+		const struct row *r = &rows[i];
+		uint64_t pre = r->ns[VMS_VCPU_PREEMPTED], wait = r->ns[VMS_VCPU_WAITING];
+		double span = r->span ? (double)r->span : 1.0;
+
+		if (vms_table_row(t))
+			break;
+		id_cells(t, r, map, c_vm, c_vcpu, c_tid);
+		hist_cells(t, &r->preempt, c);
+		if (table) {
+			vms_table_f64(t, c_pre, 100.0 * (double)pre / span);
+			vms_table_f64(t, c_wait, 100.0 * (double)wait / span);
+			vms_table_f64(t, c_steal, 100.0 * (double)(pre + wait) / span);
+		} else {
+			vms_table_u64(t, c_span, r->span);
+			vms_table_u64(t, c_pre, pre);
+			vms_table_u64(t, c_wait, wait);
+			vms_table_u64(t, c_steal, pre + wait);
+		}
+		if (r->nby) {
+			snprintf(buf, sizeof(buf), "%s:%d %.0f%%",
+				 r->by[0].comm[0] ? r->by[0].comm : "?", r->by[0].pid,
+				 pre ? 100.0 * (double)r->by[0].ns / (double)pre : 0.0);
+			vms_table_str(t, c_top, buf);
+		}
+	}
+	return t;
+}
+
+/* "131us", "2.1ms" */
+static const char *fmt_ns(uint64_t v, char *buf, size_t len)
+{
+	if (v < 1000)
+		snprintf(buf, len, "%lluns", (unsigned long long)v);
+	else if (v < 1000000)
+		snprintf(buf, len, "%.3gus", (double)v / 1e3);
+	else if (v < 1000000000)
+		snprintf(buf, len, "%.3gms", (double)v / 1e6);
+	else
+		snprintf(buf, len, "%.3gs", (double)v / 1e9);
+	return buf;
+}
+
+/* Counts of @h in [0, 1024 ns), then [2^(k-1), 2^k) ns up to its max: calls @fn for each. */
+static void hist_buckets(const struct vms_hist *h, void (*fn)(void *, uint64_t, uint64_t, uint64_t),
+			 void *ctx)
+{
+	int top = 64 - __builtin_clzll(h->max | 1);
+	uint64_t prev = 0;
+
+	for (int k = 10; h->count && k <= top && k < 64; k++) {
+		uint64_t c = vms_hist_count_below(h, 1ULL << k);
+
+		fn(ctx, k == 10 ? 0 : 1ULL << (k - 1), 1ULL << k, c - prev);
+		prev = c;
+	}
+	if (h->count > prev)
+		fn(ctx, 1ULL << (top < 64 ? top : 63), 0, h->count - prev);
+}
+
+static void bucket_peak(void *ctx, uint64_t lo, uint64_t hi, uint64_t n)
+{
+	uint64_t *peak = ctx;
+
+	(void)lo;
+	(void)hi;
+	if (n > *peak)
+		*peak = n;
+}
+
+static void bucket_print(void *ctx, uint64_t lo, uint64_t hi, uint64_t n)
+{
+	static const char bars[] = "##################################################";
+	uint64_t peak = *(uint64_t *)ctx;
+	char a[16], b[16];
+
+	printf("  %8s - %-8s %10" PRIu64 " %.*s\n", lo ? fmt_ns(lo, a, sizeof(a)) : "0",
+	       hi ? fmt_ns(hi, b, sizeof(b)) : "", n, (int)(50 * n / (peak ? peak : 1)), bars);
+}
+
+static void bucket_json(void *ctx, uint64_t lo, uint64_t hi, uint64_t n)
+{
+	struct vms_json *j = ctx;
+
+	vms_json_object_begin(j, NULL);
+	vms_json_u64(j, "lo_ns", lo);
+	if (hi)
+		vms_json_u64(j, "hi_ns", hi);
+	else
+		vms_json_null(j, "hi_ns");
+	vms_json_u64(j, "count", n);
+	vms_json_object_end(j);
+}
+
+/* A histogram of @h by powers of two, as text bars. */
+static void print_hist(const char *title, const struct vms_hist *h)
+{
+	uint64_t peak = 0;
+
+	if (!h->count)
+		return;
+	printf("\n%s (%" PRIu64 "):\n", title, h->count);
+	hist_buckets(h, bucket_peak, &peak);
+	hist_buckets(h, bucket_print, &peak);
+}
+
+static void json_hist(struct vms_json *j, const char *key, const struct vms_hist *h)
+{
+	vms_json_array_begin(j, key);
+	hist_buckets(h, bucket_json, j);
+	vms_json_array_end(j);
+}
+
+/* Everything selected, in one row (for the histograms and the top preemptors). */
+static int total_row(const struct row *rows, size_t n, struct row *all)
+{
+	memset(all, 0, sizeof(*all));
+	for (size_t i = 0; i < n; i++) {
+		for (unsigned int st = 0; st < VMS_VCPU_NSTATES; st++)
+			all->ns[st] += rows[i].ns[st];
+		all->span += rows[i].span;
+		all->split |= rows[i].split;
+		if (vms_hist_merge(&all->wake, &rows[i].wake) ||
+		    vms_hist_merge(&all->preempt, &rows[i].preempt) ||
+		    by_add(all, rows[i].by, rows[i].nby))
+			return -ENOMEM;
+	}
+	if (all->nby > 1)
+		qsort(all->by, all->nby, sizeof(*all->by), by_cmp);
+	return 0;
+}
+
+static void print_steal_extras(const struct row *rows, size_t n, const struct row *all,
+			       const struct vms_vcpu_summary *sum, const struct vms_vmmap *map)
+{
+	uint64_t pre = all->ns[VMS_VCPU_PREEMPTED];
+
+	if (all->nby) {
+		printf("\nTop preemptors (of %.3f s preempted):\n", (double)pre / 1e9);
+		printf("  %-16s %8s %10s %12s %7s\n", "task", "pid", "count", "time", "share");
+		for (size_t k = 0; k < all->nby && k < 10; k++)
+			printf("  %-16s %8d %10" PRIu64 " %9.3f ms %6.1f%%\n",
+			       all->by[k].comm[0] ? all->by[k].comm : "?", all->by[k].pid,
+			       all->by[k].count, (double)all->by[k].ns / 1e6,
+			       pre ? 100.0 * (double)all->by[k].ns / (double)pre : 0.0);
+	}
+	print_hist("Preemptions by length", &all->preempt);
+	printf("\nSteal is preempted + waiting: the run delay that KVM's steal-time clock shows "
+	       "the guest.\n");
+	if (!sum->has_entry_exit) {
+		printf("Virtualization overhead (hypervisor time): not measurable, this trace has "
+		       "no kvm_entry/kvm_exit.\n");
+		return;
+	}
+	printf("Virtualization overhead: hypervisor + vmm time of each VM's vCPUs, as a share of "
+	       "their time on a CPU:\n");
+	for (size_t i = 0; i < n;) {
+		uint64_t host = 0, on = 0;
+		int vm = rows[i].vm;
+		const char *name = vm >= 0 && map ? vms_vmmap_vm_name(map, vm) : NULL;
+
+		for (; i < n && rows[i].vm == vm; i++) {
+			host += rows[i].ns[VMS_VCPU_HYPERVISOR] + rows[i].ns[VMS_VCPU_VMM];
+			on += rows[i].ns[VMS_VCPU_GUEST] + rows[i].ns[VMS_VCPU_HYPERVISOR] +
+			      rows[i].ns[VMS_VCPU_VMM];
+		}
+		printf("  %-20s %6.2f%%  (%.3f s of %.3f s)\n", name ? name : "-",
+		       on ? 100.0 * (double)host / (double)on : 0.0, (double)host / 1e9,
+		       (double)on / 1e9);
+	}
+}
+
 static void print_notes(const struct vms_vcpu_summary *s)
 {
 	if (!s->has_entry_exit)
@@ -260,7 +572,7 @@ static void print_notes(const struct vms_vcpu_summary *s)
 
 static void print_json(const struct report_args *a, struct vms_trace *tr,
 		       const struct vms_vcpu_summary *s, const struct vms_table *t,
-		       const char *error)
+		       const struct row *all, const char *error)
 {
 	struct vms_json j;
 
@@ -277,6 +589,21 @@ static void print_json(const struct report_args *a, struct vms_trace *tr,
 	vms_json_u64(&j, "lost_windows", s->lost_windows);
 	vms_json_object_end(&j);
 	vms_table_json(t, &j, "rows");
+	if (!strcmp(a->analysis, "sched"))
+		json_hist(&j, "histogram", &all->wake);
+	if (!strcmp(a->analysis, "steal")) {
+		json_hist(&j, "histogram", &all->preempt);
+		vms_json_array_begin(&j, "preemptors");
+		for (size_t k = 0; k < all->nby; k++) {
+			vms_json_object_begin(&j, NULL);
+			vms_json_i64(&j, "pid", all->by[k].pid);
+			vms_json_string(&j, "comm", all->by[k].comm);
+			vms_json_u64(&j, "count", all->by[k].count);
+			vms_json_u64(&j, "ns", all->by[k].ns);
+			vms_json_object_end(&j);
+		}
+		vms_json_array_end(&j);
+	}
 	if (error)
 		vms_json_string(&j, "error", error);
 	vms_json_object_end(&j);
@@ -290,7 +617,7 @@ int report_vcpu(const struct report_args *a, struct vms_trace *tr, const struct 
 	struct vms_vcpu_summary sum;
 	struct vms_session *s = NULL;
 	struct vms_table *t = NULL;
-	struct row *rows = NULL;
+	struct row *rows = NULL, all = { 0 };
 	const char *error;
 	size_t n = 0;
 	void *priv;
@@ -303,15 +630,18 @@ int report_vcpu(const struct report_args *a, struct vms_trace *tr, const struct 
 	}
 	rc = report_run(a, s, &error);
 	vms_vcpu_summary(priv, &sum);
-	if (build_rows(a, priv, map, only_vm, &rows, &n) ||
-	    !(t = build_table(a, rows, n, &sum, map))) {
+	if (!build_rows(a, priv, map, only_vm, &rows, &n) && !total_row(rows, n, &all))
+		t = !strcmp(a->analysis, "sched")   ? build_sched(a, rows, n, map)
+		    : !strcmp(a->analysis, "steal") ? build_steal(a, rows, n, map)
+						    : build_table(a, rows, n, &sum, map);
+	if (!t) {
 		rc = cli_error(CMD, "out of memory");
 	} else if (a->format == CLI_FORMAT_JSON) {
-		print_json(a, tr, &sum, t, error);
+		print_json(a, tr, &sum, t, &all, error);
 	} else if (a->format == CLI_FORMAT_CSV) {
 		vms_table_print(t, stdout, VMS_FORMAT_CSV);
 	} else {
-		printf("vmscope report vcpu: %s\n", a->file);
+		printf("vmscope report %s: %s\n", a->analysis, a->file);
 		report_print_trace(tr);
 		printf("  window %.3f s from %.6f s, %s, %s; shares of each row's time\n\n",
 		       (double)(sum.end_ts - sum.start_ts) / 1e9, (double)sum.start_ts / 1e9,
@@ -321,6 +651,10 @@ int report_vcpu(const struct report_args *a, struct vms_trace *tr, const struct 
 			       "\"CPU n/KVM\", and no VM map in the file).\n");
 		else
 			vms_table_print(t, stdout, VMS_FORMAT_TABLE);
+		if (!strcmp(a->analysis, "sched"))
+			print_hist("Wakeup to running", &all.wake);
+		else if (!strcmp(a->analysis, "steal"))
+			print_steal_extras(rows, n, &all, &sum, map);
 		print_notes(&sum);
 	}
 	fflush(stdout);
@@ -328,6 +662,9 @@ int report_vcpu(const struct report_args *a, struct vms_trace *tr, const struct 
 		cli_error(CMD, "%s (the report covers the records before it)", error);
 	vms_table_free(t);
 	free_rows(rows, n);
+	vms_hist_free(&all.wake);
+	vms_hist_free(&all.preempt);
+	free(all.by);
 	vms_session_free(s);
 	return rc;
 }

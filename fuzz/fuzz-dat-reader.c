@@ -12,7 +12,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "vmscope/analysis.h"
+#include "vmscope/exits.h"
 #include "vmscope/trace.h"
+#include "vmscope/vcpu.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -69,6 +72,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			if (exits2 != exits || sum2 != sum || (ret2 < 0) != (ret < 0))
 				abort(); /* the batched stream differs */
+			vms_trace_close(t);
+		}
+		/* And the analyses over it: the vCPU state model and the exit analysis. */
+		if (n < 10000000 && !vms_trace_open(path, &opts, &t)) {
+			struct vms_session *s = NULL;
+			void *vp;
+
+			if (!vms_session_new(t, &s) &&
+			    !vms_session_add(s, &vms_vcpu_ops, NULL, &vp) &&
+			    !vms_session_add(s, &vms_exits_ops, NULL, NULL)) {
+				size_t nth;
+				const struct vms_vcpu_thread *th;
+
+				vms_session_run(s, NULL, NULL);
+				th = vms_vcpu_threads(vp, &nth);
+				for (size_t k = 0; k < nth; k++) {
+					uint64_t total = 0;
+
+					for (int st = 0; st < VMS_VCPU_NSTATES; st++)
+						total += th[k].ns[st];
+					if (total > th[k].end_ts - th[k].first_ts &&
+					    th[k].end_ts >= th[k].first_ts)
+						abort(); /* more time than the thread's span */
+				}
+			}
+			vms_session_free(s);
 			vms_trace_close(t);
 		}
 	} else if (!vms_trace_open_error()[0]) {

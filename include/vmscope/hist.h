@@ -81,6 +81,12 @@ static inline int vms_hist_add_fast(struct vms_hist *h, uint64_t v)
 	return 0;
 }
 
+/**
+ * vms_hist_count_below() - how many values are below @v: exact when @v is a bucket's
+ * lower bound (any value below 257, and every power of two)
+ */
+VMS_API uint64_t vms_hist_count_below(const struct vms_hist *h, uint64_t v);
+
 /** vms_hist_merge() - add every count of @src to @dst. */
 VMS_API int vms_hist_merge(struct vms_hist *dst, const struct vms_hist *src);
 

@@ -82,6 +82,7 @@ struct vms_vcpu_opts {
 /* A task that preempted a vCPU thread. */
 struct vms_vcpu_preemptor {
 	int pid;
+	char comm[16]; /* its name when it first preempted ("" if the trace does not say) */
 	uint64_t count, ns;
 };
 
@@ -90,16 +91,17 @@ struct vms_vcpu_thread {
 	int vm, vcpu; /* from the trace's VM map or the thread's name; -1 unknown */
 	uint64_t first_ts, end_ts;
 	uint64_t ns[VMS_VCPU_NSTATES];
-	bool split;		  /* kvm_entry/kvm_exit split its running time */
-	uint64_t exits;		  /* kvm_exit records */
-	uint64_t kvm_events;	  /* its kvm events of any kind */
-	uint64_t migrations;	  /* it ran on another CPU than the time before */
-	uint64_t preemptions;	  /* switched out runnable */
-	uint64_t wakeups;	  /* sched_wakeup → switch in, timed (in wake_lat) */
-	uint64_t inferred;	  /* switch ins inferred from its own events */
-	uint64_t uncertain_ns;	  /* how far the inferred switch ins may be off, in all */
-	struct vms_hist wake_lat; /* wakeup → running, ns */
-	uint64_t *cpu_ns;	  /* time on each host CPU (on-CPU states), ncpu entries */
+	bool split;		     /* kvm_entry/kvm_exit split its running time */
+	uint64_t exits;		     /* kvm_exit records */
+	uint64_t kvm_events;	     /* its kvm events of any kind */
+	uint64_t migrations;	     /* it ran on another CPU than the time before */
+	uint64_t preemptions;	     /* switched out runnable */
+	uint64_t wakeups;	     /* sched_wakeup → switch in, timed (in wake_lat) */
+	uint64_t inferred;	     /* switch ins inferred from its own events */
+	uint64_t uncertain_ns;	     /* how far the inferred switch ins may be off, in all */
+	struct vms_hist wake_lat;    /* wakeup → running, ns */
+	struct vms_hist preempt_lat; /* the length of each preemption, ns */
+	uint64_t *cpu_ns;	     /* time on each host CPU (on-CPU states), ncpu entries */
 	unsigned int ncpu;
 	struct vms_vcpu_preemptor *by; /* who preempted it, most time first after finish */
 	size_t nby;

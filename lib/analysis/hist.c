@@ -122,6 +122,25 @@ uint64_t vms_hist_percentile(const struct vms_hist *h, double p)
 	return h->max;
 }
 
+uint64_t vms_hist_count_below(const struct vms_hist *h, uint64_t v)
+{
+	uint64_t n = 0;
+
+	for (unsigned int o = 0; o < VMS_ARRAY_SIZE(h->octave); o++) {
+		if (!h->octave[o])
+			continue;
+		for (unsigned int s = 0; s < VMS_HIST_SUB; s++) {
+			uint64_t lo, hi;
+
+			bucket_range(o, s, &lo, &hi);
+			if (lo >= v)
+				return n;
+			n += h->octave[o][s];
+		}
+	}
+	return n;
+}
+
 void vms_hist_free(struct vms_hist *h)
 {
 	for (unsigned int o = 0; o < VMS_ARRAY_SIZE(h->octave); o++)

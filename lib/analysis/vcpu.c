@@ -36,6 +36,7 @@ struct vst {
 	int cpu;     /* where it runs, or last ran / was woken to */
 	int run_cpu; /* the CPU of its last on-CPU period (migrations) */
 	int by;	     /* preempted: by whom */
+	char by_comm[16];
 	uint32_t reason;
 	bool on_cpu, in_vmm, halted, seen;
 	/* a sleep (and the waiting after it) whose kind is not known yet */
@@ -246,6 +247,14 @@ static unsigned int lookup(struct vcpu *v, int pid, const char *comm, size_t com
 	return t->idx;
 }
 
+/* The bytes of array field @f of @rec (a comm), or NULL when the record is too short. */
+static const char *field_bytes(const struct vms_field *f, const struct vms_record *rec)
+{
+	if (!f->valid || (uint64_t)f->offset + f->size > rec->size)
+		return NULL;
+	return (const char *)rec->data + f->offset;
+}
+
 /* ---- slices ---- */
 
 static void emit(struct vcpu *v, unsigned int i, unsigned int st, uint64_t start, uint64_t end,
@@ -279,10 +288,16 @@ static void emit(struct vcpu *v, unsigned int i, unsigned int st, uint64_t start
 					goto out;
 				}
 				th->by = nb;
-				th->by[th->nby++] = (struct vms_vcpu_preemptor){ by, 0, 0 };
+				memset(&th->by[th->nby], 0, sizeof(th->by[0]));
+				th->by[th->nby].pid = by;
+				memcpy(th->by[th->nby].comm, v->vst[i].by_comm,
+				       sizeof(th->by[0].comm) - 1);
+				th->nby++;
 			}
 			th->by[k].count++;
 			th->by[k].ns += b - a;
+			if (vms_hist_add(&th->preempt_lat, b - a))
+				v->err = -ENOMEM;
 		}
 	}
 out:
@@ -489,13 +504,13 @@ static void on_switch(void *priv, const struct vms_record *rec)
 	int prev = (int)vms_field_u64(&v->sw_prev_pid, rec);
 	int next = (int)vms_field_u64(&v->sw_next_pid, rec);
 	uint64_t prev_state = vms_field_u64(&v->sw_prev_state, rec);
+	const char *comm;
 	bool found;
 	unsigned int i;
 
 	start(v, rec);
-	i = lookup(v, prev,
-		   v->sw_prev_comm.valid ? (const char *)rec->data + v->sw_prev_comm.offset : NULL,
-		   v->sw_prev_comm.valid ? v->sw_prev_comm.size : 0, false, &found);
+	comm = field_bytes(&v->sw_prev_comm, rec);
+	i = lookup(v, prev, comm, comm ? v->sw_prev_comm.size : 0, false, &found);
 	if (found) {
 		struct vms_vcpu_thread *th = &v->threads[i];
 		struct vst *s = &v->vst[i];
@@ -508,6 +523,12 @@ static void on_switch(void *priv, const struct vms_record *rec)
 			th->preemptions++;
 			set_state(v, i, VMS_VCPU_PREEMPTED, rec->ts);
 			s->by = next;
+			memset(s->by_comm, 0, sizeof(s->by_comm));
+			if ((comm = field_bytes(&v->sw_next_comm, rec)))
+				memcpy(s->by_comm, comm,
+				       v->sw_next_comm.size < sizeof(s->by_comm) - 1
+					       ? v->sw_next_comm.size
+					       : sizeof(s->by_comm) - 1);
 		} else if (th->split) {
 			set_state(v, i, s->halted ? VMS_VCPU_IDLE : VMS_VCPU_BLOCKED, rec->ts);
 		} else {
@@ -516,9 +537,8 @@ static void on_switch(void *priv, const struct vms_record *rec)
 			s->sleep_cpu = rec->cpu;
 		}
 	}
-	i = lookup(v, next,
-		   v->sw_next_comm.valid ? (const char *)rec->data + v->sw_next_comm.offset : NULL,
-		   v->sw_next_comm.valid ? v->sw_next_comm.size : 0, false, &found);
+	comm = field_bytes(&v->sw_next_comm, rec);
+	i = lookup(v, next, comm, comm ? v->sw_next_comm.size : 0, false, &found);
 	if (found) {
 		struct vms_vcpu_thread *th = &v->threads[i];
 		struct vst *s = &v->vst[i];
@@ -547,13 +567,14 @@ static void on_wakeup(void *priv, const struct vms_record *rec)
 {
 	struct vcpu *v = priv;
 	int pid = (int)vms_field_u64(&v->wk_pid, rec);
+	const char *comm;
 	bool found;
 	unsigned int i;
 	struct vst *s;
 
 	start(v, rec);
-	i = lookup(v, pid, v->wk_comm.valid ? (const char *)rec->data + v->wk_comm.offset : NULL,
-		   v->wk_comm.valid ? v->wk_comm.size : 0, false, &found);
+	comm = field_bytes(&v->wk_comm, rec);
+	i = lookup(v, pid, comm, comm ? v->wk_comm.size : 0, false, &found);
 	if (!found)
 		return;
 	s = &v->vst[i];
@@ -734,6 +755,7 @@ static void vcpu_free(void *priv)
 
 	for (size_t i = 0; i < v->nthreads; i++) {
 		vms_hist_free(&v->threads[i].wake_lat);
+		vms_hist_free(&v->threads[i].preempt_lat);
 		free(v->threads[i].cpu_ns);
 		free(v->threads[i].by);
 	}

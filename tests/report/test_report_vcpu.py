@@ -100,6 +100,40 @@ def generated():
                         lo, hi = bucket(want)
                         check(lo <= r["wake_" + p + "_ns"] < hi,
                               "%s: wakeup %s %d in [%d, %d)" % (tw, p, r["wake_" + p + "_ns"], lo, hi))
+            # report sched: wakeup latency per vCPU, and its histogram
+            sched = json.loads(run(["report", "sched", "-q", "-f", "json", dat]).stdout)
+            srows = {r["tid"]: r for r in sched["rows"]}
+            for t in truth["threads"]:
+                r, w = srows[t["tid"]], t["wakeups"]
+                tw = "%s tid %d sched" % (what, t["tid"])
+                check_eq(r["wakeups"], w["count"], tw + ": wakeups")
+                check_eq(r["wakeup_max_ns"], w["max_ns"], tw + ": max wakeup latency (exact)")
+                for p in ("p50", "p95", "p99"):
+                    lo, hi = bucket(w[p + "_ns"])
+                    check(lo <= r["wakeup_" + p + "_ns"] < hi, "%s: %s in the truth's bucket" % (tw, p))
+                check_eq(r["waiting_ns"], t["waiting_ns"], tw + ": waiting")
+            check_eq(sum(b["count"] for b in sched["histogram"]),
+                     sum(t["wakeups"]["count"] for t in truth["threads"]), what + ": sched histogram total")
+            # report steal: every preemption, by whom
+            steal = json.loads(run(["report", "steal", "-q", "-f", "json", dat]).stdout)
+            prow = {r["tid"]: r for r in steal["rows"]}
+            by_all = {}
+            for t in truth["threads"]:
+                r, pr = prow[t["tid"]], t["preemptions"]
+                tw = "%s tid %d steal" % (what, t["tid"])
+                check_eq(r["preempted_ns"], pr["total_ns"], tw + ": preempted time")
+                check_eq(r["steal_ns"], t["preempted_ns"] + t["waiting_ns"], tw + ": steal = preempted + waiting")
+                check_eq(r["preemptions"], pr["count"], tw + ": preemptions")
+                if pr["by"]:
+                    top = max(pr["by"], key=lambda b: (b["total_ns"], -b["pid"]))
+                    check(r["top_preemptor"].startswith("%s:%d " % (top["comm"], top["pid"])),
+                          "%s: top preemptor %r is %s:%d" % (tw, r["top_preemptor"], top["comm"], top["pid"]))
+                for b in pr["by"]:
+                    e = by_all.setdefault(b["pid"], [b["comm"], 0, 0])
+                    e[1] += b["count"]
+                    e[2] += b["total_ns"]
+            got_by = {p["pid"]: [p["comm"], p["count"], p["ns"]] for p in steal["preemptors"]}
+            check_eq(got_by, by_all, what + ": preemptors over all vCPUs (task, count, time)")
             # per VM: the sum of its vCPUs
             per_vm = vcpu_json(dat, "--per-vm")
             check_eq(sum(r["guest_ns"] for r in per_vm["rows"]), sum(t["guest_ns"] for t in truth["threads"]),

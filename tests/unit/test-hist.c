@@ -133,6 +133,24 @@ static void merge_adds_counts(void **state)
 	vms_hist_free(&all);
 }
 
+static void count_below_powers_of_two(void **state)
+{
+	struct vms_hist h = { 0 };
+	uint64_t below[40] = { 0 };
+
+	(void)state;
+	for (int i = 0; i < 30000; i++) {
+		uint64_t x = sample();
+
+		assert_int_equal(vms_hist_add(&h, x), 0);
+		for (int k = 0; k < 40; k++)
+			below[k] += x < (1ULL << k);
+	}
+	for (int k = 0; k < 40; k++)
+		assert_int_equal(vms_hist_count_below(&h, 1ULL << k), below[k]);
+	vms_hist_free(&h);
+}
+
 static void empty_is_zero(void **state)
 {
 	struct vms_hist h = { 0 };
@@ -150,6 +168,7 @@ int main(void)
 		cmocka_unit_test(bucket_holds_its_values),
 		cmocka_unit_test(three_ways_same_percentiles),
 		cmocka_unit_test(merge_adds_counts),
+		cmocka_unit_test(count_below_powers_of_two),
 		cmocka_unit_test(empty_is_zero),
 	};
 
