@@ -418,18 +418,18 @@ static void own_event(struct vcpu *v, unsigned int i, int cpu, uint64_t ts)
 	th->inferred++;
 	if (s->on_cpu) {
 		/* on another CPU: its switch out there and in here are both missing */
-		th->uncertain_ns += ts - s->since;
+		th->uncertain_ns += ts > s->since ? ts - s->since : 0;
 		run_on(v, i, cpu, ts);
 		return;
 	}
 	if (s->st == VMS_VCPU_WAITING) {
 		/* woken: an idle CPU takes it at once; it ran by @ts at the latest */
-		th->uncertain_ns += ts - s->since;
+		th->uncertain_ns += ts > s->since ? ts - s->since : 0;
 		run_on(v, i, cpu, s->since);
 		return;
 	}
 	/* preempted or asleep and no wakeup seen: it ran by @ts */
-	th->uncertain_ns += ts - s->since;
+	th->uncertain_ns += ts > s->since ? ts - s->since : 0;
 	if (s->st == SLEEPING)
 		hold_sleep(s, ts);
 	run_on(v, i, cpu, ts);
@@ -533,7 +533,7 @@ static void on_switch(void *priv, const struct vms_record *rec)
 			set_state(v, i, s->halted ? VMS_VCPU_IDLE : VMS_VCPU_BLOCKED, rec->ts);
 		} else {
 			set_state(v, i, SLEEPING, rec->ts);
-			s->sleep_start = rec->ts;
+			s->sleep_start = s->since; /* rec->ts, or later if time went back */
 			s->sleep_cpu = rec->cpu;
 		}
 	}
@@ -551,7 +551,8 @@ static void on_switch(void *priv, const struct vms_record *rec)
 			return;
 		}
 		if (s->st == VMS_VCPU_WAITING) {
-			if (vms_hist_add(&th->wake_lat, rec->ts - s->since))
+			if (vms_hist_add(&th->wake_lat,
+					 rec->ts > s->since ? rec->ts - s->since : 0))
 				v->err = -ENOMEM;
 			th->wakeups++;
 		} else if (s->st == SLEEPING) {
