@@ -29,13 +29,17 @@ static const char usage_text[] =
 	"Analyse a trace-cmd .dat file (version 6 or 7, any compression), as written by\n"
 	"vmscope record or trace-cmd record.\n"
 	"\n"
-	"Analyses:\n"
+	"Analyses (vcpu, cpu, sched and steal come from one pass of the vCPU state model:\n"
+	"name several with commas, e.g. vcpu,cpu,sched,steal):\n"
 	"  exits      exits per reason, MMIO address, I/O port, MSR or user-space exit reason:\n"
 	"             count, share, time share, min, max, average +- standard error, p50,\n"
 	"             p95, p99 (perf kvm stat report's table, and more)\n"
 	"  vcpu       per vCPU (or VM): the share of time in each state (guest, hypervisor,\n"
 	"             vmm or running; preempted, waiting, idle, blocked, unknown), host CPUs\n"
 	"             used, migrations, exit rate, wakeup latency\n"
+	"  cpu        per host CPU: who used it: each VM's guest, hypervisor and vmm (or\n"
+	"             running) time, the idle task, every other task, and what the trace\n"
+	"             cannot tell (unknown)\n"
 	"  sched      per vCPU: wakeup to running latency (count, p50, p95, p99, max) and a\n"
 	"             histogram\n"
 	"  steal      per vCPU: every preemption, by which host task and for how long; top\n"
@@ -49,10 +53,11 @@ static const char usage_text[] =
 	"      --vcpu N             only vCPU N\n"
 	"      --per-vm             one row per VM (and key)\n"
 	"      --per-vcpu           exits: one row per vCPU thread and key\n"
-	"      --from TIME          vcpu, sched, steal: only the time from TIME after the\n"
+	"      --from TIME          vcpu, cpu, sched, steal: only the time from TIME after the\n"
 	"                           first record on\n"
 	"                           (\"10s\", \"1500ms\"; a bare number is seconds)\n"
-	"      --to TIME            vcpu, sched, steal: only until TIME after the first record\n"
+	"      --to TIME            vcpu, cpu, sched, steal: only until TIME after the first\n"
+	"                           record\n"
 	"  -s, --sort KEY           exits: samples, events, time, avg, min, max, p99 or name\n"
 	"                           [samples]\n"
 	"  -f, --format FMT         table, csv or json [table]\n"
@@ -87,6 +92,7 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long long u;
+	bool want[4];
 	int c;
 
 	memset(a, 0, sizeof(*a));
@@ -161,11 +167,15 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 		}
 	}
 	if (optind >= argc)
-		return cli_usage_error(CMD, "which analysis? (exits, vcpu, sched or steal)");
+		return cli_usage_error(CMD, "which analysis? (exits, vcpu, cpu, sched or steal)");
 	a->analysis = argv[optind++];
-	if (strcmp(a->analysis, "exits") && strcmp(a->analysis, "vcpu") &&
-	    strcmp(a->analysis, "sched") && strcmp(a->analysis, "steal"))
-		return cli_usage_error(CMD, "unknown analysis '%s' (exits, vcpu, sched or steal)",
+	if (strcmp(a->analysis, "exits") && !report_states_parse(a->analysis, want))
+		return cli_usage_error(CMD,
+				       "unknown analysis '%s' (exits, or vcpu, cpu, sched, steal: "
+				       "one or several, with commas)",
+				       a->analysis);
+	if (strchr(a->analysis, ',') && a->format == CLI_FORMAT_CSV)
+		return cli_usage_error(CMD, "CSV takes one analysis at a time, not '%s'",
 				       a->analysis);
 	if (optind >= argc)
 		return cli_usage_error(CMD, "which trace file?");
@@ -545,8 +555,8 @@ static int cmd_report_run(int argc, char **argv)
 
 const struct vms_cmd cmd_report = {
 	.name = "report",
-	.summary = "analyse a recorded trace: exits, vcpu (time in each state), sched "
-		   "(wakeup latency), steal (preemptions)",
+	.summary = "analyse a recorded trace: exits, vcpu (time in each state), cpu (who "
+		   "used each host CPU), sched (wakeup latency), steal (preemptions)",
 	.usage = usage_text,
 	.run = cmd_report_run,
 };

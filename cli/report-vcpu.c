@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "report.h"
+#include "vmscope/cpu.h"
 #include "vmscope/table.h"
 #include "vmscope/vcpu.h"
 
@@ -239,8 +240,7 @@ static struct vms_table *build_table(const struct report_args *a, const struct r
 	c_wn = vms_table_column(t, "wakeups", "Wakeups", VMS_COL_U64, 1, 0, NULL);
 	c_w50 = vms_table_column(t, "wake_p50_ns", "Wake p50", VMS_COL_U64, 1e3, 1, "us");
 	c_w99 = vms_table_column(t, "wake_p99_ns", "Wake p99", VMS_COL_U64, 1e3, 1, "us");
-	c_inf = vms_table_column(t, "inferred_switch_ins", table ? NULL : NULL, VMS_COL_U64, 1, 0,
-				 NULL);
+	c_inf = vms_table_column(t, "inferred_switch_ins", "Inferred", VMS_COL_U64, 1, 0, NULL);
 	c_unc = vms_table_column(t, "uncertain_ns", "Uncertain", VMS_COL_U64, 1e6, 2, "ms");
 	for (size_t i = 0; i < n; i++) {
 		const struct row *r = &rows[i];
@@ -403,6 +403,98 @@ static struct vms_table *build_steal(const struct report_args *a, const struct r
 				 pre ? 100.0 * (double)r->by[0].ns / (double)pre : 0.0);
 			vms_table_str(t, c_top, buf);
 		}
+	}
+	return t;
+}
+
+/* ---- report cpu: who used each host CPU ---- */
+
+#define CPU_TASKS_SHOWN 5 /* tasks per CPU in the text table; CSV and JSON have all */
+
+struct cpu_cols {
+	int cpu, who, kind, state, ns, pct;
+};
+
+static void cpu_row(struct vms_table *t, const struct cpu_cols *c, const struct vms_cpu_usage *u,
+		    const char *who, const char *kind, const char *state, uint64_t ns)
+{
+	if (!ns || vms_table_row(t))
+		return;
+	vms_table_i64(t, c->cpu, u->cpu);
+	vms_table_str(t, c->who, who);
+	vms_table_str(t, c->kind, kind);
+	if (state)
+		vms_table_str(t, c->state, state);
+	vms_table_u64(t, c->ns, ns);
+	vms_table_f64(t, c->pct, u->span_ns ? 100.0 * (double)ns / (double)u->span_ns : 0.0);
+}
+
+static struct vms_table *build_cpu(const struct report_args *a, const void *vcpu, const void *cpu,
+				   const struct vms_vmmap *map, int only_vm)
+{
+	struct vms_table *t = vms_table_new();
+	bool table = a->format == CLI_FORMAT_TABLE;
+	size_t nth, ncpu;
+	const struct vms_vcpu_thread *th = vms_vcpu_threads(vcpu, &nth);
+	const struct vms_cpu_usage *u = vms_cpu_usage(cpu, &ncpu);
+	struct cpu_cols c;
+	char who[64];
+
+	if (!t)
+		return NULL;
+	c.cpu = vms_table_column(t, "cpu", "CPU", VMS_COL_I64, 1, 0, NULL);
+	c.who = vms_table_column(t, "who", "Who", VMS_COL_STR, 1, 0, NULL);
+	c.kind = vms_table_column(t, "kind", "Kind", VMS_COL_STR, 1, 0, NULL);
+	c.state = vms_table_column(t, "state", "State", VMS_COL_STR, 1, 0, NULL);
+	c.ns = vms_table_column(t, "ns", "Time", VMS_COL_U64, 1e9, 3, "s");
+	c.pct = vms_table_column(t, "pct", "Share", VMS_COL_F64, 1, 1, "%");
+	for (size_t i = 0; i < ncpu; i++) {
+		uint64_t rest = 0;
+
+		cpu_row(t, &c, &u[i], "idle", "idle", NULL, u[i].idle_ns);
+		/* each VM's vCPUs, by state */
+		for (size_t k = 0; k < nth; k++) {
+			int vm = th[k].vm;
+			bool seen = false;
+
+			if (only_vm >= 0 && vm != only_vm)
+				continue;
+			if (a->exits.vcpu >= 0 && th[k].vcpu != a->exits.vcpu)
+				continue;
+			for (size_t j = 0; j < k && !seen; j++)
+				seen = th[j].vm == vm && (only_vm < 0 || th[j].vm == only_vm) &&
+				       (a->exits.vcpu < 0 || th[j].vcpu == a->exits.vcpu);
+			if (seen)
+				continue; /* its VM's rows are written */
+			for (unsigned int st = 0; st <= VMS_VCPU_RUNNING; st++) {
+				uint64_t ns = 0;
+
+				for (size_t j = k; j < nth; j++)
+					if (th[j].vm == vm &&
+					    (a->exits.vcpu < 0 || th[j].vcpu == a->exits.vcpu))
+						ns += u[i].vcpu_ns[j][st];
+				snprintf(who, sizeof(who), "%s",
+					 vm >= 0 && map ? vms_vmmap_vm_name(map, vm) : "VM");
+				cpu_row(t, &c, &u[i], who, "vm",
+					vms_vcpu_state_name((enum vms_vcpu_state)st), ns);
+			}
+		}
+		for (size_t k = 0; k < u[i].ntasks; k++) {
+			if (table && k >= CPU_TASKS_SHOWN) {
+				rest += u[i].tasks[k].ns;
+				continue;
+			}
+			snprintf(who, sizeof(who), "%s:%d",
+				 u[i].tasks[k].comm[0] ? u[i].tasks[k].comm : "?",
+				 u[i].tasks[k].pid);
+			cpu_row(t, &c, &u[i], who, "task", NULL, u[i].tasks[k].ns);
+		}
+		if (rest) {
+			snprintf(who, sizeof(who), "%zu other tasks",
+				 u[i].ntasks - CPU_TASKS_SHOWN);
+			cpu_row(t, &c, &u[i], who, "task", NULL, rest);
+		}
+		cpu_row(t, &c, &u[i], "unknown", "unknown", NULL, u[i].unknown_ns);
 	}
 	return t;
 }
@@ -570,97 +662,173 @@ static void print_notes(const struct vms_vcpu_summary *s)
 		printf("Lost events: none.\n");
 }
 
-static void print_json(const struct report_args *a, struct vms_trace *tr,
-		       const struct vms_vcpu_summary *s, const struct vms_table *t,
-		       const struct row *all, const char *error)
-{
-	struct vms_json j;
+/* The reports of the state model, in the order they print. */
+enum { R_VCPU, R_CPU, R_SCHED, R_STEAL, R_N };
+static const char *const report_names[R_N] = { "vcpu", "cpu", "sched", "steal" };
 
-	vms_json_init(&j, stdout, true);
-	vms_json_object_begin(&j, NULL);
-	report_json_trace(&j, a, tr);
-	vms_json_object_begin(&j, "summary");
-	vms_json_bool(&j, "kvm_entry_exit", s->has_entry_exit);
-	vms_json_u64(&j, "start_ts", s->start_ts);
-	vms_json_u64(&j, "end_ts", s->end_ts);
-	vms_json_u64(&j, "inferred_switch_ins", s->inferred);
-	vms_json_u64(&j, "uncertain_ns", s->uncertain_ns);
-	vms_json_u64(&j, "lost_events", s->lost_events);
-	vms_json_u64(&j, "lost_windows", s->lost_windows);
-	vms_json_object_end(&j);
-	vms_table_json(t, &j, "rows");
-	if (!strcmp(a->analysis, "sched"))
-		json_hist(&j, "histogram", &all->wake);
-	if (!strcmp(a->analysis, "steal")) {
-		json_hist(&j, "histogram", &all->preempt);
-		vms_json_array_begin(&j, "preemptors");
-		for (size_t k = 0; k < all->nby; k++) {
-			vms_json_object_begin(&j, NULL);
-			vms_json_i64(&j, "pid", all->by[k].pid);
-			vms_json_string(&j, "comm", all->by[k].comm);
-			vms_json_u64(&j, "count", all->by[k].count);
-			vms_json_u64(&j, "ns", all->by[k].ns);
-			vms_json_object_end(&j);
-		}
-		vms_json_array_end(&j);
+/* Which of them @list ("vcpu,cpu,...") asks for; false when it names another. */
+bool report_states_parse(const char *list, bool *want)
+{
+	const char *p = list;
+
+	memset(want, 0, R_N * sizeof(*want));
+	while (*p) {
+		size_t len = strcspn(p, ","), k;
+
+		for (k = 0; k < R_N; k++)
+			if (strlen(report_names[k]) == len && !strncmp(p, report_names[k], len))
+				break;
+		if (k == R_N)
+			return false;
+		want[k] = true;
+		p += len;
+		p += *p == ',';
 	}
-	if (error)
-		vms_json_string(&j, "error", error);
-	vms_json_object_end(&j);
-	vms_json_finish(&j);
+	return true;
 }
 
+/* One report's rows (and histogram, preemptors) into the current JSON object. */
+static void json_report(struct vms_json *j, int which, const struct vms_table *t,
+			const struct row *all)
+{
+	vms_table_json(t, j, "rows");
+	if (which == R_SCHED)
+		json_hist(j, "histogram", &all->wake);
+	if (which == R_STEAL) {
+		json_hist(j, "histogram", &all->preempt);
+		vms_json_array_begin(j, "preemptors");
+		for (size_t k = 0; k < all->nby; k++) {
+			vms_json_object_begin(j, NULL);
+			vms_json_i64(j, "pid", all->by[k].pid);
+			vms_json_string(j, "comm", all->by[k].comm);
+			vms_json_u64(j, "count", all->by[k].count);
+			vms_json_u64(j, "ns", all->by[k].ns);
+			vms_json_object_end(j);
+		}
+		vms_json_array_end(j);
+	}
+}
+
+static void json_begin(struct vms_json *j, const struct report_args *a, struct vms_trace *tr,
+		       const struct vms_vcpu_summary *s)
+{
+	vms_json_init(j, stdout, true);
+	vms_json_object_begin(j, NULL);
+	report_json_trace(j, a, tr);
+	vms_json_object_begin(j, "summary");
+	vms_json_bool(j, "kvm_entry_exit", s->has_entry_exit);
+	vms_json_u64(j, "start_ts", s->start_ts);
+	vms_json_u64(j, "end_ts", s->end_ts);
+	vms_json_u64(j, "inferred_switch_ins", s->inferred);
+	vms_json_u64(j, "uncertain_ns", s->uncertain_ns);
+	vms_json_u64(j, "lost_events", s->lost_events);
+	vms_json_u64(j, "lost_windows", s->lost_windows);
+	vms_json_object_end(j);
+}
+
+/*
+ * report vcpu, cpu, sched and steal: one pass of the state model (and of the CPU analysis
+ * for cpu), then each report asked for. With one report, JSON has its rows at the top;
+ * with several, each is a member named after it.
+ */
 int report_vcpu(const struct report_args *a, struct vms_trace *tr, const struct vms_vmmap *map,
 		int only_vm)
 {
 	struct vms_vcpu_opts o = { sizeof(o), a->from, a->to, true };
 	struct vms_vcpu_summary sum;
 	struct vms_session *s = NULL;
-	struct vms_table *t = NULL;
+	struct vms_table *t[R_N] = { NULL };
 	struct row *rows = NULL, all = { 0 };
 	const char *error;
 	size_t n = 0;
-	void *priv;
-	int ret, rc;
+	void *priv, *cpriv = NULL;
+	bool want[R_N];
+	int ret, rc, nwant = 0;
+	struct vms_json j;
 
+	report_states_parse(a->analysis, want);
+	for (int k = 0; k < R_N; k++)
+		nwant += want[k];
 	if ((ret = vms_session_new(tr, &s)) ||
-	    (ret = vms_session_add(s, &vms_vcpu_ops, &o, &priv))) {
+	    (ret = vms_session_add(s, &vms_vcpu_ops, &o, &priv)) ||
+	    (want[R_CPU] &&
+	     (ret = vms_session_add(s, &vms_cpu_ops,
+				    &(struct vms_cpu_opts){ sizeof(struct vms_cpu_opts), priv },
+				    &cpriv)))) {
 		vms_session_free(s);
 		return cli_error(CMD, "cannot set up the analysis: %s", vms_strerror(ret));
 	}
 	rc = report_run(a, s, &error);
 	vms_vcpu_summary(priv, &sum);
-	if (!build_rows(a, priv, map, only_vm, &rows, &n) && !total_row(rows, n, &all))
-		t = !strcmp(a->analysis, "sched")   ? build_sched(a, rows, n, map)
-		    : !strcmp(a->analysis, "steal") ? build_steal(a, rows, n, map)
-						    : build_table(a, rows, n, &sum, map);
-	if (!t) {
+	if (build_rows(a, priv, map, only_vm, &rows, &n) || total_row(rows, n, &all)) {
 		rc = cli_error(CMD, "out of memory");
-	} else if (a->format == CLI_FORMAT_JSON) {
-		print_json(a, tr, &sum, t, &all, error);
+		goto out;
+	}
+	for (int k = 0; k < R_N; k++) {
+		if (!want[k])
+			continue;
+		t[k] = k == R_CPU     ? build_cpu(a, priv, cpriv, map, only_vm)
+		       : k == R_SCHED ? build_sched(a, rows, n, map)
+		       : k == R_STEAL ? build_steal(a, rows, n, map)
+				      : build_table(a, rows, n, &sum, map);
+		if (!t[k]) {
+			rc = cli_error(CMD, "out of memory");
+			goto out;
+		}
+	}
+	if (a->format == CLI_FORMAT_JSON) {
+		json_begin(&j, a, tr, &sum);
+		for (int k = 0; k < R_N; k++) {
+			if (!want[k])
+				continue;
+			if (nwant > 1)
+				vms_json_object_begin(&j, report_names[k]);
+			json_report(&j, k, t[k], &all);
+			if (nwant > 1)
+				vms_json_object_end(&j);
+		}
+		if (error)
+			vms_json_string(&j, "error", error);
+		vms_json_object_end(&j);
+		vms_json_finish(&j);
 	} else if (a->format == CLI_FORMAT_CSV) {
-		vms_table_print(t, stdout, VMS_FORMAT_CSV);
+		for (int k = 0; k < R_N; k++)
+			if (want[k])
+				vms_table_print(t[k], stdout, VMS_FORMAT_CSV);
 	} else {
 		printf("vmscope report %s: %s\n", a->analysis, a->file);
 		report_print_trace(tr);
-		printf("  window %.3f s from %.6f s, %s, %s; shares of each row's time\n\n",
+		printf("  window %.3f s from %.6f s, %s, %s\n",
 		       (double)(sum.end_ts - sum.start_ts) / 1e9, (double)sum.start_ts / 1e9,
 		       a->vm ? a->vm : "all VMs", a->exits.vcpu >= 0 ? "one vCPU" : "all vCPUs");
 		if (!n)
-			printf("No vCPU thread in this trace (no kvm event, no thread named "
+			printf("\nNo vCPU thread in this trace (no kvm event, no thread named "
 			       "\"CPU n/KVM\", and no VM map in the file).\n");
-		else
-			vms_table_print(t, stdout, VMS_FORMAT_TABLE);
-		if (!strcmp(a->analysis, "sched"))
-			print_hist("Wakeup to running", &all.wake);
-		else if (!strcmp(a->analysis, "steal"))
-			print_steal_extras(rows, n, &all, &sum, map);
+		for (int k = 0; n && k < R_N; k++) {
+			if (!want[k])
+				continue;
+			if (nwant > 1)
+				printf("\n== %s\n", report_names[k]);
+			printf("\n");
+			if (k == R_VCPU)
+				printf("Shares of each row's time.\n");
+			else if (k == R_CPU)
+				printf("Shares of each CPU's time.\n");
+			vms_table_print(t[k], stdout, VMS_FORMAT_TABLE);
+			if (k == R_SCHED)
+				print_hist("Wakeup to running", &all.wake);
+			else if (k == R_STEAL)
+				print_steal_extras(rows, n, &all, &sum, map);
+		}
+		printf("\n");
 		print_notes(&sum);
 	}
+out:
 	fflush(stdout);
 	if (error)
 		cli_error(CMD, "%s (the report covers the records before it)", error);
-	vms_table_free(t);
+	for (int k = 0; k < R_N; k++)
+		vms_table_free(t[k]);
 	free_rows(rows, n);
 	vms_hist_free(&all.wake);
 	vms_hist_free(&all.preempt);

@@ -42,7 +42,11 @@ void report_print_trace(struct vms_trace *tr);
 /* "file" and "trace" members of a JSON report. */
 void report_json_trace(struct vms_json *j, const struct report_args *a, struct vms_trace *tr);
 
-/* report vcpu; @only_vm: the --vm's index in @map, or -1. */
+/* Whether @list ("vcpu,cpu,sched,steal", any of them) names only reports of the vCPU
+ * state model; @want (4 entries) receives which. */
+bool report_states_parse(const char *list, bool *want);
+/* report vcpu, cpu, sched, steal (@a->analysis: one, or several with commas); @only_vm:
+ * the --vm's index in @map, or -1. */
 int report_vcpu(const struct report_args *a, struct vms_trace *tr, const struct vms_vmmap *map,
 		int only_vm);
 

@@ -119,10 +119,17 @@ VMS_API extern const struct vms_analysis_ops vms_vcpu_ops;
 
 /**
  * vms_vcpu_listen() - call @fn(@ctx, slice) for every slice of every vCPU thread, as each
- * ends (a sleep whose kind is decided by a later event comes with it, in order per thread).
+ * ends (a sleep whose kind is decided by a later event comes with it, in order per thread),
+ * clipped to the window (vms_vcpu_opts.from/to).
  * Return: 0 or -ENOMEM.
  */
 VMS_API int vms_vcpu_listen(void *priv, vms_vcpu_slice_fn fn, void *ctx);
+
+/**
+ * vms_vcpu_window() - the window counted, in trace time (once the first record came);
+ * @to 0: up to the end. Slices handed to listeners are clipped to it.
+ */
+VMS_API void vms_vcpu_window(const void *priv, uint64_t *from, uint64_t *to);
 
 /** vms_vcpu_threads() - the vCPU threads found (after the session ran), @n of them. */
 VMS_API const struct vms_vcpu_thread *vms_vcpu_threads(const void *priv, size_t *n);

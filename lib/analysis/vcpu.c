@@ -257,50 +257,51 @@ static const char *field_bytes(const struct vms_field *f, const struct vms_recor
 
 /* ---- slices ---- */
 
+/* Count a preemption of thread @i by @by lasting @ns. */
+static void preempted_by(struct vcpu *v, unsigned int i, int by, uint64_t ns)
+{
+	struct vms_vcpu_thread *th = &v->threads[i];
+	size_t k;
+
+	for (k = 0; k < th->nby && th->by[k].pid != by; k++)
+		;
+	if (k == th->nby) {
+		struct vms_vcpu_preemptor *nb = realloc(th->by, (th->nby + 1) * sizeof(*nb));
+
+		if (!nb) {
+			v->err = -ENOMEM;
+			return;
+		}
+		th->by = nb;
+		memset(&th->by[th->nby], 0, sizeof(th->by[0]));
+		th->by[th->nby].pid = by;
+		memcpy(th->by[th->nby].comm, v->vst[i].by_comm, sizeof(th->by[0].comm) - 1);
+		th->nby++;
+	}
+	th->by[k].count++;
+	th->by[k].ns += ns;
+	if (vms_hist_add(&th->preempt_lat, ns))
+		v->err = -ENOMEM;
+}
+
+/* A slice of thread @i ends: clip it to the window, count it, hand it to the listeners. */
 static void emit(struct vcpu *v, unsigned int i, unsigned int st, uint64_t start, uint64_t end,
 		 int cpu, int by, uint32_t reason)
 {
 	struct vms_vcpu_thread *th = &v->threads[i];
 	struct vms_vcpu_slice s = { th->tid, cpu, (enum vms_vcpu_state)st, start, end, by, reason };
-	uint64_t a = start, b = end;
 
-	if (end <= start)
-		return;
-	if (v->opts.to && b > v->opts.to)
-		b = v->opts.to;
-	if (a < v->opts.from)
-		a = v->opts.from;
-	if (b > a) {
-		th->ns[st] += b - a;
-		if (vms_vcpu_state_on_cpu(s.state) && cpu >= 0 && (unsigned int)cpu < th->ncpu)
-			th->cpu_ns[cpu] += b - a;
-		if (st == VMS_VCPU_PREEMPTED && by > 0) {
-			size_t k;
-
-			for (k = 0; k < th->nby && th->by[k].pid != by; k++)
-				;
-			if (k == th->nby) {
-				struct vms_vcpu_preemptor *nb =
-					realloc(th->by, (th->nby + 1) * sizeof(*nb));
-
-				if (!nb) {
-					v->err = -ENOMEM;
-					goto out;
-				}
-				th->by = nb;
-				memset(&th->by[th->nby], 0, sizeof(th->by[0]));
-				th->by[th->nby].pid = by;
-				memcpy(th->by[th->nby].comm, v->vst[i].by_comm,
-				       sizeof(th->by[0].comm) - 1);
-				th->nby++;
-			}
-			th->by[k].count++;
-			th->by[k].ns += b - a;
-			if (vms_hist_add(&th->preempt_lat, b - a))
-				v->err = -ENOMEM;
-		}
-	}
-out:
+	if (v->opts.to && s.end > v->opts.to)
+		s.end = v->opts.to;
+	if (s.start < v->opts.from)
+		s.start = v->opts.from;
+	if (s.end <= s.start)
+		return; /* empty, or outside the window */
+	th->ns[st] += s.end - s.start;
+	if (vms_vcpu_state_on_cpu(s.state) && cpu >= 0 && (unsigned int)cpu < th->ncpu)
+		th->cpu_ns[cpu] += s.end - s.start;
+	if (st == VMS_VCPU_PREEMPTED && by > 0)
+		preempted_by(v, i, by, s.end - s.start);
 	for (size_t k = 0; k < v->nls; k++)
 		v->ls[k].fn(v->ls[k].ctx, &s);
 }
@@ -774,6 +775,14 @@ const struct vms_analysis_ops vms_vcpu_ops = {
 	.finish = vcpu_finish,
 	.free = vcpu_free,
 };
+
+void vms_vcpu_window(const void *priv, uint64_t *from, uint64_t *to)
+{
+	const struct vcpu *v = priv;
+
+	*from = v->opts.from;
+	*to = v->opts.to;
+}
 
 int vms_vcpu_listen(void *priv, vms_vcpu_slice_fn fn, void *ctx)
 {

@@ -35,7 +35,21 @@ LAB = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"
 
 
 def vcpu_json(path, *args):
-    return json.loads(run(["report", "vcpu", "-q", "-f", "json"] + list(args) + [path]).stdout)
+    return vcpu_json_cmd("vcpu", path, *args)
+
+
+def vcpu_json_cmd(analysis, path, *args):
+    return json.loads(run(["report", analysis, "-q", "-f", "json"] + list(args) + [path]).stdout)
+
+
+def proc_stat(path):
+    """{cpu: idle + iowait ticks} of a /proc/stat copy."""
+    out = {}
+    for line in open(path):
+        f = line.split()
+        if f and f[0].startswith("cpu") and f[0] != "cpu":
+            out[int(f[0][3:])] = int(f[4]) + int(f[5])
+    return out
 
 
 def bucket(v):
@@ -134,6 +148,26 @@ def generated():
                     e[2] += b["total_ns"]
             got_by = {p["pid"]: [p["comm"], p["count"], p["ns"]] for p in steal["preemptors"]}
             check_eq(got_by, by_all, what + ": preemptors over all vCPUs (task, count, time)")
+            # report cpu: who used each host CPU
+            cpu = json.loads(run(["report", "cpu", "-q", "-f", "json", dat]).stdout)
+            for c in truth["cpus"]:
+                rows_c = [r for r in cpu["rows"] if r["cpu"] == c["cpu"]]
+                cw = "%s CPU %d" % (what, c["cpu"])
+                kind = lambda k: sum(r["ns"] for r in rows_c if r["kind"] == k)
+                check_eq(kind("idle"), c["idle_ns"], cw + ": idle")
+                check_eq(kind("task"), c["other_ns"], cw + ": other tasks")
+                # A vCPU is running before its first event; the truth knows it, a trace cannot:
+                # that stretch (only) is unknown.
+                tv = sum(v["guest_ns"] + v["hypervisor_ns"] + v["vmm_ns"] for v in c["vcpus"])
+                check_eq(kind("vm") + kind("unknown"), tv, cw + ": vCPU time + unknown = the truth's vCPU time")
+                before = sum(t["first_ts"] - truth["first_ts"] for t in truth["threads"])
+                check(kind("unknown") <= before, cw + ": unknown only before the vCPUs' first events")
+            # all four from one pass: the same rows as one by one
+            multi = vcpu_json_cmd("vcpu,cpu,sched,steal", dat)
+            check(multi["vcpu"]["rows"] == got["rows"] and multi["cpu"]["rows"] == cpu["rows"]
+                  and multi["sched"]["rows"] == sched["rows"] and multi["steal"]["rows"] == steal["rows"]
+                  and multi["steal"]["preemptors"] == steal["preemptors"],
+                  what + ": vcpu,cpu,sched,steal in one pass = each alone")
             # per VM: the sum of its vCPUs
             per_vm = vcpu_json(dat, "--per-vm")
             check_eq(sum(r["guest_ns"] for r in per_vm["rows"]), sum(t["guest_ns"] for t in truth["threads"]),
@@ -202,11 +236,33 @@ def lab():
                   "%d switch-ins inferred, uncertain %.1f ms"
                   % (name, tid, r["running_ns"] / 1e9, run_ss / 1e9, wait / 1e9, wait_ss / 1e9,
                      r["inferred_switch_ins"], r["uncertain_ns"] / 1e6))
+        # report cpu: /proc/stat's idle time of each CPU lies between the idle the trace shows
+        # and that plus what it cannot tell (switches away from idle are missing here).
+        cpu = vcpu_json_cmd("cpu", dat, "--from", "%.6f" % t0, "--to", "%.6f" % t1)
+        ps0 = proc_stat(os.path.join(d, "snap-before", "proc-stat"))
+        ps1 = proc_stat(os.path.join(d, "snap-after", "proc-stat"))
+        snapdur = (up("snap-before", "end") - up("snap-before", "start")
+                   + up("snap-after", "end") - up("snap-after", "start"))
+        for n in sorted(ps0):
+            idle_ps = (ps1[n] - ps0[n]) * 10**7  # USER_HZ 100: ticks of 10 ms
+            rows_c = [r for r in cpu["rows"] if r["cpu"] == n]
+            idle = sum(r["ns"] for r in rows_c if r["kind"] == "idle")
+            unk = sum(r["ns"] for r in rows_c if r["kind"] == "unknown")
+            tol = snapdur * 1e9 + 2 * 10**7
+            print("%s CPU %d: idle %.3f s, unknown %.3f s; /proc/stat idle %.3f s"
+                  % (name, n, idle / 1e9, unk / 1e9, idle_ps / 1e9))
+            check(idle - tol <= idle_ps <= idle + unk + tol,
+                  "%s CPU %d: /proc/stat idle %.3f s within [idle, idle + unknown] = [%.3f, %.3f] s"
+                  % (name, n, idle_ps / 1e9, idle / 1e9, (idle + unk) / 1e9))
         table = run(["report", "vcpu", dat]).stdout
         check("are one state, running" in table, name + ": the table says guest and hypervisor merge")
 
 
 def options():
+    p = run(["report", "vcpu,exits", "x.dat"], check=False)
+    check(p.returncode == 2 and "unknown analysis" in p.stderr, "exits does not combine with the others")
+    p = run(["report", "vcpu,cpu", "-f", "csv", "x.dat"], check=False)
+    check(p.returncode == 2 and "CSV" in p.stderr, "CSV takes one analysis")
     p = run(["report", "vcpu", "--from", "soon", "x.dat"], check=False)
     check(p.returncode == 2 and "--from" in p.stderr, "a bad --from is a usage error naming it")
     p = run(["report", "vcpu", "--from", "2", "--to", "1", "x.dat"], check=False)

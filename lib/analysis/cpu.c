@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Who used each host CPU (see vmscope/cpu.h). vCPU time comes from the state model's
+ * slices, per thread and state; the rest from sched_switch: each CPU's current task since
+ * its switch in, counted when the same task is switched out. A switch out of another task
+ * than the one believed current means a switch is missing: that stretch is nobody's. At
+ * the end the vCPU threads' own sched_switch time is dropped (their slices count, with the
+ * state model's inferences), and what is left of each CPU's span is unknown.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmscope-local.h"
+#include "vmscope/cpu.h"
+
+struct entry {
+	uint64_t key; /* cpu << 32 | pid, + 1; 0: free */
+	char comm[16];
+	uint64_t ns;
+};
+
+struct vslot {
+	int tid;
+	uint64_t ns[VMS_VCPU_NSTATES];
+};
+
+struct cpu_state {
+	int cur; /* pid of the current task, -1 unknown */
+	uint64_t since;
+	/* the last run of on-CPU slices of one vCPU thread here: when its switch in is
+	 * missing (the state model inferred it), the idle task ran until it began */
+	int run_tid;
+	uint64_t run_start, run_end;
+	struct vslot *v; /* vCPU threads seen on this CPU */
+	size_t nv;
+};
+
+struct cpu {
+	void *vcpu;
+	struct vms_trace *trace;
+	struct vms_field prev_pid, next_pid, next_comm;
+	struct cpu_state *cs;
+	unsigned int ncpu;
+	struct entry *tab;
+	size_t cap, n;
+	struct vms_cpu_usage *out;
+	int err;
+};
+
+static size_t hash_key(uint64_t k)
+{
+	return (size_t)((k * 0x9e3779b97f4a7c15ULL) >> 20);
+}
+
+static struct entry *entry_get(struct cpu *c, unsigned int cpu, int pid)
+{
+	uint64_t key = ((uint64_t)cpu << 32 | (uint32_t)pid) + 1;
+	size_t i;
+
+	if ((c->n + 1) * 2 > c->cap) {
+		size_t ncap = c->cap ? 2 * c->cap : 1024;
+		struct entry *nt = calloc(ncap, sizeof(*nt));
+
+		if (!nt)
+			return NULL;
+		for (size_t k = 0; k < c->cap; k++) {
+			if (!c->tab[k].key)
+				continue;
+			for (i = hash_key(c->tab[k].key) & (ncap - 1); nt[i].key;
+			     i = (i + 1) & (ncap - 1))
+				;
+			nt[i] = c->tab[k];
+		}
+		free(c->tab);
+		c->tab = nt;
+		c->cap = ncap;
+	}
+	for (i = hash_key(key) & (c->cap - 1); c->tab[i].key; i = (i + 1) & (c->cap - 1))
+		if (c->tab[i].key == key)
+			return &c->tab[i];
+	c->tab[i].key = key;
+	c->n++;
+	return &c->tab[i];
+}
+
+/* [@a, @b) clipped to the state model's window; 0 when outside. */
+static uint64_t clipped(const struct cpu *c, uint64_t a, uint64_t b)
+{
+	uint64_t from, to;
+
+	vms_vcpu_window(c->vcpu, &from, &to);
+	if (to && b > to)
+		b = to;
+	if (a < from)
+		a = from;
+	return b > a ? b - a : 0;
+}
+
+static void on_switch(void *priv, const struct vms_record *rec)
+{
+	struct cpu *c = priv;
+	struct cpu_state *cs;
+	int prev = (int)vms_field_u64(&c->prev_pid, rec);
+
+	if ((unsigned int)rec->cpu >= c->ncpu)
+		return;
+	cs = &c->cs[rec->cpu];
+	if (cs->cur == prev && rec->ts > cs->since) {
+		struct entry *e = entry_get(c, (unsigned int)rec->cpu, prev);
+
+		if (!e) {
+			c->err = -ENOMEM;
+			return;
+		}
+		e->ns += clipped(c, cs->since, rec->ts);
+	} else if (cs->cur == 0 && prev > 0 && cs->run_tid == prev && cs->run_end == rec->ts &&
+		   cs->run_start > cs->since) {
+		/* the switch from idle to this vCPU thread is missing: idle until it ran */
+		struct entry *e = entry_get(c, (unsigned int)rec->cpu, 0);
+
+		if (!e) {
+			c->err = -ENOMEM;
+			return;
+		}
+		e->ns += clipped(c, cs->since, cs->run_start);
+	}
+	cs->cur = (int)vms_field_u64(&c->next_pid, rec);
+	cs->since = rec->ts;
+	if (c->next_comm.valid && c->next_comm.offset + c->next_comm.size <= rec->size) {
+		struct entry *e = entry_get(c, (unsigned int)rec->cpu, cs->cur);
+
+		if (!e) {
+			c->err = -ENOMEM;
+			return;
+		}
+		if (!e->comm[0])
+			memcpy(e->comm, rec->data + c->next_comm.offset,
+			       c->next_comm.size < sizeof(e->comm) - 1 ? c->next_comm.size
+								       : sizeof(e->comm) - 1);
+	}
+}
+
+/* A vCPU slice (already clipped to the window). */
+static void on_slice(void *ctx, const struct vms_vcpu_slice *s)
+{
+	struct cpu *c = ctx;
+	struct cpu_state *cs;
+	size_t k;
+
+	if (!vms_vcpu_state_on_cpu(s->state) || s->cpu < 0 || (unsigned int)s->cpu >= c->ncpu)
+		return;
+	cs = &c->cs[s->cpu];
+	if (cs->run_tid != s->tid || cs->run_end != s->start)
+		cs->run_start = s->start;
+	cs->run_tid = s->tid;
+	cs->run_end = s->end;
+	for (k = 0; k < cs->nv && cs->v[k].tid != s->tid; k++)
+		;
+	if (k == cs->nv) {
+		struct vslot *nv = realloc(cs->v, (cs->nv + 1) * sizeof(*nv));
+
+		if (!nv) {
+			c->err = -ENOMEM;
+			return;
+		}
+		cs->v = nv;
+		memset(&cs->v[cs->nv], 0, sizeof(cs->v[0]));
+		cs->v[cs->nv++].tid = s->tid;
+	}
+	cs->v[k].ns[s->state] += s->end - s->start;
+}
+
+static int cpu_init(void *priv, struct vms_session *s, const void *opts)
+{
+	struct cpu *c = priv;
+	const struct vms_cpu_opts *o = opts;
+	struct vms_trace *t = vms_session_trace(s);
+	int id = vms_trace_event_id(t, "sched", "sched_switch"), ret;
+
+	if (!o || !o->vcpu)
+		return -EINVAL;
+	c->vcpu = o->vcpu;
+	c->trace = t;
+	c->ncpu = vms_trace_info(t)->ncpus;
+	c->cs = calloc(c->ncpu ? c->ncpu : 1, sizeof(*c->cs));
+	if (!c->cs)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < c->ncpu; i++)
+		c->cs[i].cur = -1;
+	vms_trace_field(t, id, "prev_pid", &c->prev_pid);
+	vms_trace_field(t, id, "next_pid", &c->next_pid);
+	vms_trace_field(t, id, "next_comm", &c->next_comm);
+	if ((ret = vms_vcpu_listen(c->vcpu, on_slice, c)))
+		return ret;
+	return id >= 0 ? vms_session_subscribe(s, id, on_switch, c) : 0;
+}
+
+static int cmp_task(const void *pa, const void *pb)
+{
+	const struct vms_cpu_task *a = pa, *b = pb;
+
+	return a->ns > b->ns ? -1 : a->ns < b->ns ? 1 : a->pid - b->pid;
+}
+
+static void cpu_finish(void *priv, struct vms_session *s)
+{
+	struct cpu *c = priv;
+	size_t nth;
+	const struct vms_vcpu_thread *th = vms_vcpu_threads(c->vcpu, &nth);
+	uint64_t first, last, span;
+	struct vms_vcpu_summary vs;
+
+	vms_trace_span(vms_session_trace(s), &first, &last);
+	span = clipped(c, first, last);
+	c->out = calloc(c->ncpu ? c->ncpu : 1, sizeof(*c->out));
+	if (!c->out) {
+		c->err = -ENOMEM;
+		return;
+	}
+	for (unsigned int i = 0; i < c->ncpu; i++) {
+		struct cpu_state *cs = &c->cs[i];
+		struct vms_cpu_usage *u = &c->out[i];
+
+		/* the current task runs to the end */
+		if (cs->cur >= 0 && last > cs->since) {
+			struct entry *e = entry_get(c, i, cs->cur);
+
+			if (e)
+				e->ns += clipped(c, cs->since, last);
+		}
+		u->cpu = i;
+		u->span_ns = span;
+		u->nvcpu = nth;
+		u->vcpu_ns = calloc(nth ? nth : 1, sizeof(*u->vcpu_ns));
+		if (!u->vcpu_ns) {
+			c->err = -ENOMEM;
+			continue;
+		}
+		for (size_t k = 0; k < cs->nv; k++)
+			for (size_t t = 0; t < nth; t++)
+				if (th[t].tid == cs->v[k].tid)
+					for (unsigned int st = 0; st < VMS_VCPU_NSTATES; st++)
+						u->vcpu_ns[t][st] += cs->v[k].ns[st];
+	}
+	/* other tasks: every entry that is not a vCPU thread */
+	for (size_t k = 0; k < c->cap; k++) {
+		struct entry *e = &c->tab[k];
+		unsigned int cpu;
+		int pid;
+		bool vcpu = false;
+
+		if (!e->key || !e->ns)
+			continue;
+		cpu = (unsigned int)((e->key - 1) >> 32);
+		pid = (int)(uint32_t)(e->key - 1);
+		for (size_t t = 0; t < nth && !vcpu; t++)
+			vcpu = th[t].tid == pid;
+		if (vcpu || cpu >= c->ncpu)
+			continue;
+		if (!pid) {
+			c->out[cpu].idle_ns += e->ns;
+			continue;
+		}
+		{
+			struct vms_cpu_usage *u = &c->out[cpu];
+			struct vms_cpu_task *nt = realloc(u->tasks, (u->ntasks + 1) * sizeof(*nt));
+
+			if (!nt) {
+				c->err = -ENOMEM;
+				continue;
+			}
+			u->tasks = nt;
+			u->tasks[u->ntasks].pid = pid;
+			memcpy(u->tasks[u->ntasks].comm, e->comm, sizeof(e->comm));
+			u->tasks[u->ntasks++].ns = e->ns;
+		}
+	}
+	vms_vcpu_summary(c->vcpu, &vs);
+	for (unsigned int i = 0; i < c->ncpu; i++) {
+		struct vms_cpu_usage *u = &c->out[i];
+		uint64_t used = u->idle_ns;
+
+		/* as the state model counts it: with kvm_entry/kvm_exit in the trace, running
+		 * before a thread's first one of them is host-side time */
+		for (size_t t = 0; vs.has_entry_exit && u->vcpu_ns && t < u->nvcpu; t++) {
+			u->vcpu_ns[t][VMS_VCPU_HYPERVISOR] += u->vcpu_ns[t][VMS_VCPU_RUNNING];
+			u->vcpu_ns[t][VMS_VCPU_RUNNING] = 0;
+		}
+
+		for (size_t t = 0; u->vcpu_ns && t < u->nvcpu; t++)
+			for (unsigned int st = 0; st < VMS_VCPU_NSTATES; st++)
+				used += u->vcpu_ns[t][st];
+		for (size_t k = 0; k < u->ntasks; k++)
+			used += u->tasks[k].ns;
+		u->unknown_ns = u->span_ns > used ? u->span_ns - used : 0;
+		if (u->ntasks > 1)
+			qsort(u->tasks, u->ntasks, sizeof(*u->tasks), cmp_task);
+	}
+}
+
+static void cpu_free(void *priv)
+{
+	struct cpu *c = priv;
+
+	for (unsigned int i = 0; c->cs && i < c->ncpu; i++)
+		free(c->cs[i].v);
+	for (unsigned int i = 0; c->out && i < c->ncpu; i++) {
+		free(c->out[i].vcpu_ns);
+		free(c->out[i].tasks);
+	}
+	free(c->cs);
+	free(c->out);
+	free(c->tab);
+}
+
+const struct vms_analysis_ops vms_cpu_ops = {
+	.name = "cpu",
+	.priv_size = sizeof(struct cpu),
+	.init = cpu_init,
+	.finish = cpu_finish,
+	.free = cpu_free,
+};
+
+const struct vms_cpu_usage *vms_cpu_usage(const void *priv, size_t *n)
+{
+	const struct cpu *c = priv;
+
+	*n = c->out ? c->ncpu : 0;
+	return c->out;
+}
