@@ -98,7 +98,8 @@ static int row_add(struct row *r, const struct vms_vcpu_thread *th)
 		r->ncpu = th->ncpu;
 	}
 	for (unsigned int c = 0; c < th->ncpu && c < r->ncpu; c++)
-		r->cpu_ns[c] += th->cpu_ns[c];
+		for (unsigned int st = 0; st <= VMS_VCPU_RUNNING; st++)
+			r->cpu_ns[c] += th->cpu_ns[c][st];
 	return vms_hist_merge(&r->wake, &th->wake_lat);
 }
 

@@ -101,7 +101,8 @@ struct vms_vcpu_thread {
 	uint64_t uncertain_ns;	     /* how far the inferred switch ins may be off, in all */
 	struct vms_hist wake_lat;    /* wakeup → running, ns */
 	struct vms_hist preempt_lat; /* the length of each preemption, ns */
-	uint64_t *cpu_ns;	     /* time on each host CPU (on-CPU states), ncpu entries */
+	/* time on each host CPU (ncpu of them) in each on-CPU state (guest .. running) */
+	uint64_t (*cpu_ns)[VMS_VCPU_RUNNING + 1];
 	unsigned int ncpu;
 	struct vms_vcpu_preemptor *by; /* who preempted it, most time first after finish */
 	size_t nby;
@@ -130,6 +131,13 @@ VMS_API int vms_vcpu_listen(void *priv, vms_vcpu_slice_fn fn, void *ctx);
  * @to 0: up to the end. Slices handed to listeners are clipped to it.
  */
 VMS_API void vms_vcpu_window(const void *priv, uint64_t *from, uint64_t *to);
+
+/**
+ * vms_vcpu_last_run() - where and when thread @tid last had a CPU: from its (seen or
+ * inferred) switch in to its switch out (both the switch in while it runs)
+ * Return: false when @tid is not a vCPU thread or never ran.
+ */
+VMS_API bool vms_vcpu_last_run(const void *priv, int tid, int *cpu, uint64_t *start, uint64_t *end);
 
 /** vms_vcpu_threads() - the vCPU threads found (after the session ran), @n of them. */
 VMS_API const struct vms_vcpu_thread *vms_vcpu_threads(const void *priv, size_t *n);

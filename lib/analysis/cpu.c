@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * Who used each host CPU (see vmscope/cpu.h). vCPU time comes from the state model's
- * slices, per thread and state; the rest from sched_switch: each CPU's current task since
+ * Who used each host CPU (see vmscope/cpu.h). vCPU time comes from the state model, per
+ * thread, CPU and state; the rest from sched_switch: each CPU's current task since
  * its switch in, counted when the same task is switched out. A switch out of another task
  * than the one believed current means a switch is missing: that stretch is nobody's. At
- * the end the vCPU threads' own sched_switch time is dropped (their slices count, with the
+ * the end the vCPU threads' own sched_switch time is dropped (the model's count, with the
  * state model's inferences), and what is left of each CPU's span is unknown.
  */
 #include <stdlib.h>
@@ -19,20 +19,9 @@ struct entry {
 	uint64_t ns;
 };
 
-struct vslot {
-	int tid;
-	uint64_t ns[VMS_VCPU_NSTATES];
-};
-
 struct cpu_state {
 	int cur; /* pid of the current task, -1 unknown */
 	uint64_t since;
-	/* the last run of on-CPU slices of one vCPU thread here: when its switch in is
-	 * missing (the state model inferred it), the idle task ran until it began */
-	int run_tid;
-	uint64_t run_start, run_end;
-	struct vslot *v; /* vCPU threads seen on this CPU */
-	size_t nv;
 };
 
 struct cpu {
@@ -113,16 +102,22 @@ static void on_switch(void *priv, const struct vms_record *rec)
 			return;
 		}
 		e->ns += clipped(c, cs->since, rec->ts);
-	} else if (cs->cur == 0 && prev > 0 && cs->run_tid == prev && cs->run_end == rec->ts &&
-		   cs->run_start > cs->since) {
-		/* the switch from idle to this vCPU thread is missing: idle until it ran */
-		struct entry *e = entry_get(c, (unsigned int)rec->cpu, 0);
+	} else if (cs->cur == 0 && prev > 0) {
+		/* the switch from idle to @prev is missing: if it is a vCPU thread (the state
+		 * model has just seen it leave this CPU), idle ran until its inferred start */
+		uint64_t start, end;
+		int cpu;
 
-		if (!e) {
-			c->err = -ENOMEM;
-			return;
+		if (vms_vcpu_last_run(c->vcpu, prev, &cpu, &start, &end) && cpu == rec->cpu &&
+		    end == rec->ts && start > cs->since) {
+			struct entry *e = entry_get(c, (unsigned int)rec->cpu, 0);
+
+			if (!e) {
+				c->err = -ENOMEM;
+				return;
+			}
+			e->ns += clipped(c, cs->since, start);
 		}
-		e->ns += clipped(c, cs->since, cs->run_start);
 	}
 	cs->cur = (int)vms_field_u64(&c->next_pid, rec);
 	cs->since = rec->ts;
@@ -140,42 +135,12 @@ static void on_switch(void *priv, const struct vms_record *rec)
 	}
 }
 
-/* A vCPU slice (already clipped to the window). */
-static void on_slice(void *ctx, const struct vms_vcpu_slice *s)
-{
-	struct cpu *c = ctx;
-	struct cpu_state *cs;
-	size_t k;
-
-	if (!vms_vcpu_state_on_cpu(s->state) || s->cpu < 0 || (unsigned int)s->cpu >= c->ncpu)
-		return;
-	cs = &c->cs[s->cpu];
-	if (cs->run_tid != s->tid || cs->run_end != s->start)
-		cs->run_start = s->start;
-	cs->run_tid = s->tid;
-	cs->run_end = s->end;
-	for (k = 0; k < cs->nv && cs->v[k].tid != s->tid; k++)
-		;
-	if (k == cs->nv) {
-		struct vslot *nv = realloc(cs->v, (cs->nv + 1) * sizeof(*nv));
-
-		if (!nv) {
-			c->err = -ENOMEM;
-			return;
-		}
-		cs->v = nv;
-		memset(&cs->v[cs->nv], 0, sizeof(cs->v[0]));
-		cs->v[cs->nv++].tid = s->tid;
-	}
-	cs->v[k].ns[s->state] += s->end - s->start;
-}
-
 static int cpu_init(void *priv, struct vms_session *s, const void *opts)
 {
 	struct cpu *c = priv;
 	const struct vms_cpu_opts *o = opts;
 	struct vms_trace *t = vms_session_trace(s);
-	int id = vms_trace_event_id(t, "sched", "sched_switch"), ret;
+	int id = vms_trace_event_id(t, "sched", "sched_switch");
 
 	if (!o || !o->vcpu)
 		return -EINVAL;
@@ -190,8 +155,6 @@ static int cpu_init(void *priv, struct vms_session *s, const void *opts)
 	vms_trace_field(t, id, "prev_pid", &c->prev_pid);
 	vms_trace_field(t, id, "next_pid", &c->next_pid);
 	vms_trace_field(t, id, "next_comm", &c->next_comm);
-	if ((ret = vms_vcpu_listen(c->vcpu, on_slice, c)))
-		return ret;
 	return id >= 0 ? vms_session_subscribe(s, id, on_switch, c) : 0;
 }
 
@@ -208,7 +171,6 @@ static void cpu_finish(void *priv, struct vms_session *s)
 	size_t nth;
 	const struct vms_vcpu_thread *th = vms_vcpu_threads(c->vcpu, &nth);
 	uint64_t first, last, span;
-	struct vms_vcpu_summary vs;
 
 	vms_trace_span(vms_session_trace(s), &first, &last);
 	span = clipped(c, first, last);
@@ -236,11 +198,9 @@ static void cpu_finish(void *priv, struct vms_session *s)
 			c->err = -ENOMEM;
 			continue;
 		}
-		for (size_t k = 0; k < cs->nv; k++)
-			for (size_t t = 0; t < nth; t++)
-				if (th[t].tid == cs->v[k].tid)
-					for (unsigned int st = 0; st < VMS_VCPU_NSTATES; st++)
-						u->vcpu_ns[t][st] += cs->v[k].ns[st];
+		for (size_t t = 0; t < nth; t++)
+			for (unsigned int st = 0; i < th[t].ncpu && st <= VMS_VCPU_RUNNING; st++)
+				u->vcpu_ns[t][st] = th[t].cpu_ns[i][st];
 	}
 	/* other tasks: every entry that is not a vCPU thread */
 	for (size_t k = 0; k < c->cap; k++) {
@@ -275,17 +235,9 @@ static void cpu_finish(void *priv, struct vms_session *s)
 			u->tasks[u->ntasks++].ns = e->ns;
 		}
 	}
-	vms_vcpu_summary(c->vcpu, &vs);
 	for (unsigned int i = 0; i < c->ncpu; i++) {
 		struct vms_cpu_usage *u = &c->out[i];
 		uint64_t used = u->idle_ns;
-
-		/* as the state model counts it: with kvm_entry/kvm_exit in the trace, running
-		 * before a thread's first one of them is host-side time */
-		for (size_t t = 0; vs.has_entry_exit && u->vcpu_ns && t < u->nvcpu; t++) {
-			u->vcpu_ns[t][VMS_VCPU_HYPERVISOR] += u->vcpu_ns[t][VMS_VCPU_RUNNING];
-			u->vcpu_ns[t][VMS_VCPU_RUNNING] = 0;
-		}
 
 		for (size_t t = 0; u->vcpu_ns && t < u->nvcpu; t++)
 			for (unsigned int st = 0; st < VMS_VCPU_NSTATES; st++)
@@ -302,8 +254,6 @@ static void cpu_free(void *priv)
 {
 	struct cpu *c = priv;
 
-	for (unsigned int i = 0; c->cs && i < c->ncpu; i++)
-		free(c->cs[i].v);
 	for (unsigned int i = 0; c->out && i < c->ncpu; i++) {
 		free(c->out[i].vcpu_ns);
 		free(c->out[i].tasks);

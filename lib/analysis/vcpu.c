@@ -33,9 +33,10 @@ struct th {
 struct vst {
 	unsigned int st; /* enum vms_vcpu_state, or SLEEPING */
 	uint64_t since;
-	int cpu;     /* where it runs, or last ran / was woken to */
-	int run_cpu; /* the CPU of its last on-CPU period (migrations) */
-	int by;	     /* preempted: by whom */
+	int cpu;		     /* where it runs, or last ran / was woken to */
+	int run_cpu;		     /* the CPU of its last on-CPU period (migrations) */
+	int by;			     /* preempted: by whom */
+	uint64_t run_start, run_end; /* its last time on a CPU (run_cpu) */
 	char by_comm[16];
 	uint32_t reason;
 	bool on_cpu, in_vmm, halted, seen;
@@ -70,6 +71,8 @@ struct vcpu {
 	struct listener *ls;
 	size_t nls;
 	struct vms_vcpu_summary sum;
+	int last_pid[256]; /* per CPU: the vCPU thread of its last kvm record */
+	unsigned int last_idx[256];
 	uint64_t origin; /* the first record's time */
 	bool started;
 	uint64_t entries, exits;
@@ -189,7 +192,7 @@ static int make_vcpu(struct vcpu *v, struct th *t, int vcpu)
 	if (th->vcpu < 0)
 		th->vcpu = vcpu;
 	th->ncpu = v->ncpu;
-	th->cpu_ns = calloc(v->ncpu ? v->ncpu : 1, sizeof(*th->cpu_ns));
+	th->cpu_ns = calloc(v->ncpu ? v->ncpu : 1, sizeof(*th->cpu_ns)); /* ncpu x states */
 	if (!th->cpu_ns)
 		return -ENOMEM;
 	memset(&v->vst[v->nthreads], 0, sizeof(v->vst[0]));
@@ -299,7 +302,7 @@ static void emit(struct vcpu *v, unsigned int i, unsigned int st, uint64_t start
 		return; /* empty, or outside the window */
 	th->ns[st] += s.end - s.start;
 	if (vms_vcpu_state_on_cpu(s.state) && cpu >= 0 && (unsigned int)cpu < th->ncpu)
-		th->cpu_ns[cpu] += s.end - s.start;
+		th->cpu_ns[cpu][st] += s.end - s.start;
 	if (st == VMS_VCPU_PREEMPTED && by > 0)
 		preempted_by(v, i, by, s.end - s.start);
 	for (size_t k = 0; k < v->nls; k++)
@@ -368,6 +371,7 @@ static void run_on(struct vcpu *v, unsigned int i, int cpu, uint64_t ts)
 	if (s->run_cpu >= 0 && cpu != s->run_cpu)
 		th->migrations++;
 	s->run_cpu = cpu;
+	s->run_start = s->run_end = ts;
 	if (s->held && s->st == VMS_VCPU_WAITING) {
 		/* the waiting after a held sleep is held too, until the sleep is settled */
 		s->wait_closed = true;
@@ -438,9 +442,23 @@ static void own_event(struct vcpu *v, unsigned int i, int cpu, uint64_t ts)
 
 /* ---- handlers ---- */
 
+/* The vCPU thread of a kvm record: consecutive records of a CPU mostly come from the
+ * same thread, so the last one found on each CPU is tried first. */
 static unsigned int vcpu_of_record(struct vcpu *v, const struct vms_record *rec, bool *found)
 {
-	return lookup(v, rec->pid, NULL, 0, true, found);
+	unsigned int i;
+
+	if ((unsigned int)rec->cpu < VMS_ARRAY_SIZE(v->last_pid) &&
+	    v->last_pid[rec->cpu] == rec->pid && rec->pid > 0) {
+		*found = true;
+		return v->last_idx[rec->cpu];
+	}
+	i = lookup(v, rec->pid, NULL, 0, true, found);
+	if (*found && (unsigned int)rec->cpu < VMS_ARRAY_SIZE(v->last_pid)) {
+		v->last_pid[rec->cpu] = rec->pid;
+		v->last_idx[rec->cpu] = i;
+	}
+	return i;
 }
 
 static void start(struct vcpu *v, const struct vms_record *rec)
@@ -520,6 +538,7 @@ static void on_switch(void *priv, const struct vms_record *rec)
 		if (s->held)
 			settle(v, i, VMS_VCPU_BLOCKED); /* asleep again without a halt wakeup */
 		s->on_cpu = false;
+		s->run_end = rec->ts;
 		if (!(prev_state & 0xff)) {
 			th->preemptions++;
 			set_state(v, i, VMS_VCPU_PREEMPTED, rec->ts);
@@ -728,7 +747,7 @@ static void vcpu_finish(void *priv, struct vms_session *s)
 		if (st->held)
 			settle_guess(v, (unsigned int)i);
 		set_state(v, (unsigned int)i, VMS_VCPU_UNKNOWN, last);
-		th->end_ts = last;
+		th->end_ts = last > st->since ? last : st->since;
 		if (th->nby > 1)
 			qsort(th->by, th->nby, sizeof(*th->by), cmp_by);
 		v->sum.inferred += th->inferred;
@@ -742,6 +761,10 @@ static void vcpu_finish(void *priv, struct vms_session *s)
 
 		th->ns[VMS_VCPU_HYPERVISOR] += th->ns[VMS_VCPU_RUNNING];
 		th->ns[VMS_VCPU_RUNNING] = 0;
+		for (unsigned int c = 0; c < th->ncpu; c++) {
+			th->cpu_ns[c][VMS_VCPU_HYPERVISOR] += th->cpu_ns[c][VMS_VCPU_RUNNING];
+			th->cpu_ns[c][VMS_VCPU_RUNNING] = 0;
+		}
 		th->split = true;
 	}
 	v->sum.split = v->sum.has_entry_exit;
@@ -775,6 +798,23 @@ const struct vms_analysis_ops vms_vcpu_ops = {
 	.finish = vcpu_finish,
 	.free = vcpu_free,
 };
+
+bool vms_vcpu_last_run(const void *priv, int tid, int *cpu, uint64_t *start, uint64_t *end)
+{
+	const struct vcpu *v = priv;
+	struct th *t = tab_find((struct vcpu *)v, tid);
+	const struct vst *s;
+
+	if (!t || t->kind != VCPU)
+		return false;
+	s = &v->vst[t->idx];
+	if (s->run_cpu < 0)
+		return false;
+	*cpu = s->run_cpu;
+	*start = s->run_start;
+	*end = s->run_end;
+	return true;
+}
 
 void vms_vcpu_window(const void *priv, uint64_t *from, uint64_t *to)
 {

@@ -763,9 +763,11 @@ static inline __attribute__((always_inline)) int deliver(struct vms_trace *t,
 		rec->pid = pid;
 	}
 	c->last_ts = c->rec_ts;
-	if (!t->cnt.events_out++)
+	/* min and max, not first and last: a damaged file's times can go back */
+	if (!t->cnt.events_out++ || c->rec_ts < t->cnt.first_out)
 		t->cnt.first_out = c->rec_ts;
-	t->cnt.last_out = c->rec_ts;
+	if (c->rec_ts > t->cnt.last_out)
+		t->cnt.last_out = c->rec_ts;
 	t->cnt.events++;
 	t->advance_pending = true;
 	return 1;
