@@ -45,6 +45,13 @@ VMS_API void vms_json_u64(struct vms_json *j, const char *key, uint64_t val);
 VMS_API void vms_json_i64(struct vms_json *j, const char *key, int64_t val);
 /* Non-finite values are written as null (JSON has no NaN). */
 VMS_API void vms_json_double(struct vms_json *j, const char *key, double val);
+/*
+ * A fixed-point number: @val / 10^@decimals with exactly @decimals digits after the point
+ * (none for 0), so exact where a double is not: vms_json_fixed(j, "ts", 1234567, 3) writes
+ * 1234.567 (ns as us). @decimals above 18 is an error (-EINVAL).
+ */
+VMS_API void vms_json_fixed(struct vms_json *j, const char *key, int64_t val,
+			    unsigned int decimals);
 VMS_API void vms_json_bool(struct vms_json *j, const char *key, bool val);
 VMS_API void vms_json_null(struct vms_json *j, const char *key);
 

@@ -3,7 +3,7 @@
  * Streaming JSON writer: the output format of --format json, the test VM's truth file and
  * every other machine-readable output. Strings are escaped per RFC 8259 (and kept valid
  * UTF-8); numbers are written exactly (u64 in decimal, doubles in the shortest form that
- * reads back as the same value).
+ * reads back as the same value, fixed-point numbers with all their decimals).
  */
 #include <inttypes.h>
 #include <math.h>
@@ -245,6 +245,27 @@ void vms_json_double(struct vms_json *j, const char *key, double val)
 		if (prec == 17 || strtod(buf, NULL) == val)
 			break;
 	}
+	json_put(j, buf);
+}
+
+void vms_json_fixed(struct vms_json *j, const char *key, int64_t val, unsigned int decimals)
+{
+	uint64_t a = val < 0 ? -(uint64_t)val : (uint64_t)val, p = 1;
+	char buf[48];
+
+	json_member(j, key);
+	if (decimals > 18) {
+		if (!j->err)
+			j->err = -EINVAL;
+		return;
+	}
+	for (unsigned int i = 0; i < decimals; i++)
+		p *= 10;
+	if (decimals)
+		snprintf(buf, sizeof(buf), "%s%" PRIu64 ".%0*" PRIu64, val < 0 ? "-" : "", a / p,
+			 (int)decimals, a % p);
+	else
+		snprintf(buf, sizeof(buf), "%" PRId64, val);
 	json_put(j, buf);
 }
 

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from testlib import *  # noqa: E402,F403
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMMANDS = ["testvm", "stat", "record", "report"]  # the subcommands; "help" is listed too
+COMMANDS = ["testvm", "stat", "record", "report", "export"]  # the subcommands; "help" is listed too
 SENTINEL = "--no-such-option-zz"
 # A valid value for each metavariable the help texts use; an option whose metavariable is
 # not here fails the acceptance check (add a sample value when adding one).
@@ -218,6 +218,9 @@ with tempfile.TemporaryDirectory() as tmp:
         (["report", "exits", "--format", "xml", "f.dat"], "--format"),
         (["report", "exits", "--vcpu", "x", "f.dat"], "--vcpu"),
         (["report", "exits", "--per-vm", "--per-vcpu", "f.dat"], "--per-vm"),
+        (["export", "svg", "f.dat", "-o", "f.json"], "svg"),
+        (["export", "perfetto", "f.dat"], "--output"),
+        (["export", "perfetto", "--to", "soon", "f.dat", "-o", "f.json"], "--to"),
     ]
     for args, opt in BAD:
         expect_error(args, 2, [opt])

@@ -4,9 +4,10 @@
  * and pretty form against golden text written out by hand, string escaping (quotes,
  * backslash, control characters, DEL, UTF-8 passed through and invalid UTF-8 replaced so
  * the output stays valid JSON), integer extremes, doubles in their shortest round-trip
- * form with non-finite values as null, and the sticky errors: unbalanced nesting, nesting
- * too deep, and write errors (a FILE on /dev/full, and a stream that fails after a given
- * number of bytes and records whether the writer kept writing after the failure).
+ * form with non-finite values as null, fixed-point numbers, and the sticky errors:
+ * unbalanced nesting, nesting too deep, and write errors (a FILE on /dev/full, and a stream
+ * that fails after a given number of bytes and records whether the writer kept writing
+ * after the failure).
  */
 #include <errno.h>
 #include <float.h>
@@ -280,6 +281,36 @@ static void test_integers(void **state)
 		   "[0,18446744073709551615,-9223372036854775808,9223372036854775807,-1,0]\n");
 }
 
+/* Fixed-point numbers: exact, with as many decimals as asked (times in ns as us). */
+static void test_fixed(void **state)
+{
+	struct mem m;
+
+	mem_open(&m, false);
+	vms_json_array_begin(&m.j, NULL);
+	vms_json_fixed(&m.j, NULL, 1234567, 3);
+	vms_json_fixed(&m.j, NULL, 0, 3);
+	vms_json_fixed(&m.j, NULL, 5, 3);
+	vms_json_fixed(&m.j, NULL, 1000, 3);
+	vms_json_fixed(&m.j, NULL, -5, 3);
+	vms_json_fixed(&m.j, NULL, -1234567, 3);
+	vms_json_fixed(&m.j, NULL, 42, 0);
+	vms_json_fixed(&m.j, NULL, -42, 0);
+	vms_json_fixed(&m.j, NULL, INT64_MAX, 9);
+	vms_json_fixed(&m.j, NULL, INT64_MIN, 18);
+	vms_json_array_end(&m.j);
+	mem_expect(&m, 0,
+		   "[1234.567,0.000,0.005,1.000,-0.005,-1234.567,42,-42,9223372036.854775807,"
+		   "-9.223372036854775808]\n");
+
+	/* more decimals than an int64_t has digits: an error */
+	mem_open(&m, false);
+	vms_json_array_begin(&m.j, NULL);
+	vms_json_fixed(&m.j, NULL, 1, 19);
+	vms_json_array_end(&m.j);
+	mem_expect(&m, -EINVAL, NULL);
+}
+
 static void test_doubles(void **state)
 {
 	expect_dbl(0.1, "0.1");
@@ -511,12 +542,12 @@ static void test_sticky(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_compact),	   cmocka_unit_test(test_pretty),
-		cmocka_unit_test(test_top_level),  cmocka_unit_test(test_escaping),
-		cmocka_unit_test(test_integers),   cmocka_unit_test(test_doubles),
-		cmocka_unit_test(test_unbalanced), cmocka_unit_test(test_shape),
-		cmocka_unit_test(test_depth),	   cmocka_unit_test(test_dev_full),
-		cmocka_unit_test(test_sticky),
+		cmocka_unit_test(test_compact),	  cmocka_unit_test(test_pretty),
+		cmocka_unit_test(test_top_level), cmocka_unit_test(test_escaping),
+		cmocka_unit_test(test_integers),  cmocka_unit_test(test_doubles),
+		cmocka_unit_test(test_fixed),	  cmocka_unit_test(test_unbalanced),
+		cmocka_unit_test(test_shape),	  cmocka_unit_test(test_depth),
+		cmocka_unit_test(test_dev_full),  cmocka_unit_test(test_sticky),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
