@@ -75,6 +75,10 @@ demo() {
 	"$vmscope" report exits --event mmio --per-vcpu "$dat" | sed -n '4,$p'
 	echo
 	"$vmscope" report exits --event userspace --per-vcpu "$dat" | sed -n '4,$p'
+	echo
+	echo "== vmscope report vcpu,cpu: what each vCPU did all the time (its running share"
+	echo "   follows the duty of each phase), and who used each host CPU"
+	"$vmscope" report vcpu,cpu "$dat" | sed -n '4,$p'
 }
 
 run_suites() { # run_suites DIR: meson test, totals appended to $totals
