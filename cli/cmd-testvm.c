@@ -437,6 +437,23 @@ static void print_summary(struct vms_testvm *vm, const struct testvm_args *a)
 		       "doc/vmscope-testvm.md.\n");
 }
 
+/*
+ * Daemon: the VM runs, every vCPU thread named: the caller may return (a recorder it starts
+ * next sees them all). Start-up errors went to the caller's stderr; from now on nobody reads
+ * it, and holding it open would keep the caller's pipes open.
+ */
+static void daemon_ready(void *ctx)
+{
+	int ready_fd = *(int *)ctx, nul = open("/dev/null", O_WRONLY);
+
+	if (nul >= 0) {
+		dup2(nul, STDERR_FILENO);
+		close(nul);
+	}
+	(void)!write(ready_fd, "R", 1);
+	close(ready_fd);
+}
+
 static int run_vm(struct testvm_args *a, int ready_fd)
 {
 	struct vms_testvm *vm = NULL;
@@ -459,6 +476,10 @@ static int run_vm(struct testvm_args *a, int ready_fd)
 			return CLI_EXIT_FAIL;
 		}
 	}
+	if (ready_fd >= 0) {
+		a->opts.started = daemon_ready;
+		a->opts.started_ctx = &ready_fd;
+	}
 	ret = vms_testvm_new(&a->opts, &vm);
 	if (ret) {
 		const char *why = vms_testvm_last_error(NULL);
@@ -478,18 +499,6 @@ static int run_vm(struct testvm_args *a, int ready_fd)
 		if (truth)
 			fclose(truth);
 		return CLI_EXIT_FAIL;
-	}
-	if (ready_fd >= 0) {
-		/* Daemon: start-up errors went to the caller's stderr; from now on nobody
-		 * reads it, and holding it open would keep the caller's pipes open. */
-		int nul = open("/dev/null", O_WRONLY);
-
-		if (nul >= 0) {
-			dup2(nul, STDERR_FILENO);
-			close(nul);
-		}
-		(void)!write(ready_fd, "R", 1);
-		close(ready_fd);
 	}
 
 	for (unsigned int p = 0; p < a->opts.nphases; p++)

@@ -48,6 +48,10 @@ struct vms_testvm_opts {
 				  * of busy time, per vCPU; 0 = none */
 	double hypercall_rate;	 /* load hypercalls (VMCALL/VMMCALL from guest user mode, handled
 				  * by the host kernel) per second of busy time, per vCPU */
+	/* Called by vms_testvm_run() once every vCPU thread runs and has its name (so that
+	 * a tool started then sees them all); NULL: none. */
+	void (*started)(void *ctx);
+	void *started_ctx;
 };
 
 /* What one vCPU did in one phase (or outside the schedule), as the guest counted it. */

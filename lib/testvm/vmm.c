@@ -598,7 +598,7 @@ static void *tvm_vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "CPU %u/KVM", v->index);
 	prctl(PR_SET_NAME, name, 0, 0, 0);
-	v->tid = (int)syscall(SYS_gettid);
+	__atomic_store_n(&v->tid, (int)syscall(SYS_gettid), __ATOMIC_RELEASE); /* named, running */
 	if (vm->pin[v->index] >= 0) {
 		cpu_set_t set;
 
@@ -767,6 +767,16 @@ int vms_testvm_run(struct vms_testvm *vm)
 			break;
 		}
 		v->thread_started = true;
+	}
+	if (!ret && vm->opts.started) {
+		/* every vCPU thread has named itself: tell the caller */
+		for (unsigned int i = 0; i < vm->nvcpus; i++) {
+			struct timespec nap = { 0, 100000 };
+
+			while (!__atomic_load_n(&vm->vcpu[i].tid, __ATOMIC_ACQUIRE))
+				nanosleep(&nap, NULL);
+		}
+		vm->opts.started(vm->opts.started_ctx);
 	}
 	for (unsigned int i = 0; i < vm->nvcpus; i++) {
 		struct tvm_vcpu_host *v = &vm->vcpu[i];
