@@ -643,13 +643,23 @@ static void print_steal_extras(const struct row *rows, size_t n, const struct ro
 	}
 }
 
-static void print_notes(const struct vms_vcpu_summary *s)
+/* The header says what the trace cannot split. */
+static void print_mode(const struct vms_vcpu_summary *s)
 {
 	if (!s->has_entry_exit)
-		printf("\nkvm_entry and kvm_exit are absent from this trace (KVM-PVM hosts never "
-		       "emit them): guest,\nhypervisor and vmm time are one state, running; a "
-		       "sleep is idle when the vCPU's\nnext kvm event is kvm_vcpu_wakeup (a halt), "
-		       "else blocked.\n");
+		printf("  kvm_entry and kvm_exit are absent from this trace (KVM-PVM hosts never "
+		       "emit "
+		       "them): guest,\n  hypervisor and vmm time are one state, running; a sleep "
+		       "is "
+		       "idle when the vCPU's\n  next kvm event is kvm_vcpu_wakeup (a halt), else "
+		       "blocked.\n");
+	else
+		printf("  guest, hypervisor and vmm time split by kvm_entry, kvm_exit and "
+		       "kvm_userspace_exit\n");
+}
+
+static void print_notes(const struct vms_vcpu_summary *s)
+{
 	if (s->inferred)
 		printf("%" PRIu64 " switch-ins were missing from the trace and inferred from "
 		       "the threads' own events;\nthe time they may misplace is at most %.3f ms "
@@ -802,6 +812,7 @@ int report_vcpu(const struct report_args *a, struct vms_trace *tr, const struct 
 		printf("  window %.3f s from %.6f s, %s, %s\n",
 		       (double)(sum.end_ts - sum.start_ts) / 1e9, (double)sum.start_ts / 1e9,
 		       a->vm ? a->vm : "all VMs", a->exits.vcpu >= 0 ? "one vCPU" : "all vCPUs");
+		print_mode(&sum);
 		if (!n)
 			printf("\nNo vCPU thread in this trace (no kvm event, no thread named "
 			       "\"CPU n/KVM\", and no VM map in the file).\n");
