@@ -118,6 +118,21 @@ int cli_format_option(const char *cmd, const char *s, bool csv, enum cli_format 
 	return 0;
 }
 
+int cli_window_option(const char *cmd, bool to, const char *s, uint64_t *ns)
+{
+	if (cli_parse_duration(s, ns))
+		return cli_usage_error(cmd, "--%s takes a time like 10s or 1500ms, not '%s'",
+				       to ? "to" : "from", s);
+	return 0;
+}
+
+int cli_window_check(const char *cmd, uint64_t from, uint64_t to)
+{
+	if (to && to <= from)
+		return cli_usage_error(cmd, "--to must come after --from");
+	return 0;
+}
+
 static bool cli_log_errors;
 
 static void cli_log(enum vms_log_level level, const char *msg, void *ctx)

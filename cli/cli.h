@@ -43,6 +43,11 @@ int cli_parse_double(const char *s, double *val);
 /* --format's value; csv only where @csv. On a bad value: the usage error, CLI_EXIT_USAGE. */
 int cli_format_option(const char *cmd, const char *s, bool csv, enum cli_format *fmt);
 
+/* --from / --to TIME (@to: which): a time after the trace's first record; on a bad value the
+ * usage error, CLI_EXIT_USAGE. cli_window_check(): --to after --from, or the usage error. */
+int cli_window_option(const char *cmd, bool to, const char *s, uint64_t *ns);
+int cli_window_check(const char *cmd, uint64_t from, uint64_t to);
+
 /* Route the library's log to stderr with the command's name (warnings and errors). */
 void cli_setup_log(const char *cmd, bool verbose);
 

@@ -146,11 +146,8 @@ static int parse_args(int argc, char **argv, struct export_args *a)
 			break;
 		case 'F':
 		case 'T':
-			if (cli_parse_duration(optarg, c == 'F' ? &a->from : &a->to))
-				return cli_usage_error(CMD,
-						       "--%s takes a time like 10s or 1500ms, "
-						       "not '%s'",
-						       c == 'F' ? "from" : "to", optarg);
+			if (cli_window_option(CMD, c == 'T', optarg, c == 'F' ? &a->from : &a->to))
+				return CLI_EXIT_USAGE;
 			break;
 		case 'b':
 			a->buffer = optarg;
@@ -180,8 +177,8 @@ static int parse_args(int argc, char **argv, struct export_args *a)
 		return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
 	if (!a->output || !*a->output)
 		return cli_usage_error(CMD, "where to? --output FILE is required (- for stdout)");
-	if (a->to && a->to <= a->from)
-		return cli_usage_error(CMD, "--to must come after --from");
+	if (cli_window_check(CMD, a->from, a->to))
+		return CLI_EXIT_USAGE;
 	return 0;
 }
 
