@@ -598,7 +598,7 @@ static void *tvm_vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "CPU %u/KVM", v->index);
 	prctl(PR_SET_NAME, name, 0, 0, 0);
-	__atomic_store_n(&v->tid, (int)syscall(SYS_gettid), __ATOMIC_RELEASE); /* named, running */
+	v->tid = (int)syscall(SYS_gettid); /* atomic: named and running, for vms_testvm_run() */
 	if (vm->pin[v->index] >= 0) {
 		cpu_set_t set;
 
@@ -773,7 +773,7 @@ int vms_testvm_run(struct vms_testvm *vm)
 		for (unsigned int i = 0; i < vm->nvcpus; i++) {
 			struct timespec nap = { 0, 100000 };
 
-			while (!__atomic_load_n(&vm->vcpu[i].tid, __ATOMIC_ACQUIRE))
+			while (!vm->vcpu[i].tid) /* _Atomic */
 				nanosleep(&nap, NULL);
 		}
 		vm->opts.started(vm->opts.started_ctx);
