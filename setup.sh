@@ -14,7 +14,7 @@ mode=${1:-demo}
 case "$mode" in demo|test|build) ;; *) echo "usage: $0 [demo|test|build]" >&2; exit 2 ;; esac
 
 # Debian packages the build and the tests need.
-PKGS=(meson ninja-build pkg-config gcc libc6-dev binutils python3 libcmocka-dev clang-format
+PKGS=(meson ninja-build pkg-config gcc clang libc6-dev binutils python3 libcmocka-dev clang-format
 	libtracecmd-dev
 	libtraceevent-dev libtracefs-dev libzstd-dev zlib1g-dev trace-cmd linux-perf)
 
@@ -105,8 +105,11 @@ demo) demo ;;
 test)
 	build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
 		-Dc_args=-fno-sanitize-recover=all -Dc_link_args=-fno-sanitize-recover=all
-	# ThreadSanitizer for the trace reader (a decompression worker thread)
+	# ThreadSanitizer for the trace reader (decompression and read-ahead threads)
 	build build-tsan -Db_sanitize=thread -Db_lundef=false
+	# The libFuzzer harnesses, built with clang as fuzz/README.md says: the code must build
+	# with clang too (the corpora replay in the suites above)
+	CC=clang build build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false
 	totals=$(mktemp)
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 	export TSAN_OPTIONS=halt_on_error=1
