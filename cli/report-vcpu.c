@@ -500,6 +500,19 @@ static struct vms_table *build_cpu(const struct report_args *a, const void *vcpu
 	return t;
 }
 
+/* What report cpu inferred, per CPU. */
+static void print_cpu_extras(const void *cpu)
+{
+	size_t n;
+	const struct vms_cpu_usage *u = vms_cpu_usage(cpu, &n);
+
+	for (size_t i = 0; i < n; i++)
+		if (u[i].inferred_ns)
+			printf("CPU %d: %.3f s given to tasks whose switch from idle is missing, "
+			       "from the wakeup that woke them there on.\n",
+			       u[i].cpu, (double)u[i].inferred_ns / 1e9);
+}
+
 /* "131us", "2.1ms" */
 static const char *fmt_ns(uint64_t v, char *buf, size_t len)
 {
@@ -831,6 +844,8 @@ int report_vcpu(const struct report_args *a, struct vms_trace *tr, const struct 
 				print_hist("Wakeup to running", &all.wake);
 			else if (k == R_STEAL)
 				print_steal_extras(rows, n, &all, &sum, map);
+			else if (k == R_CPU)
+				print_cpu_extras(cpriv);
 		}
 		printf("\n");
 		print_notes(&sum);

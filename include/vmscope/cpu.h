@@ -2,9 +2,11 @@
 /*
  * Who used each host CPU: the vCPU threads, by state (from the vCPU state model's slices),
  * the idle task and every other task (from sched_switch: a task's time counts when both
- * its switch in and its switch out are in the trace). What neither accounts for — a CPU
- * whose current task is not known because a sched_switch is missing from the trace — is
- * reported as unknown, never given to anyone.
+ * its switch in and its switch out are in the trace). Where the switch from idle to a task
+ * is missing, the task runs from the wakeup that woke it onto the idle CPU (the vCPU state
+ * model infers the same for vCPU threads). What none of this accounts for — a CPU whose
+ * current task is not known because a sched_switch is missing — is reported as unknown,
+ * never given to anyone.
  */
 #ifndef VMSCOPE_CPU_H
 #define VMSCOPE_CPU_H
@@ -35,6 +37,8 @@ struct vms_cpu_usage {
 	uint64_t span_ns; /* the window counted */
 	uint64_t idle_ns; /* the idle task (pid 0) */
 	uint64_t unknown_ns;
+	uint64_t inferred_ns; /* given to tasks whose switch in from idle is missing, from the
+			       * sched_wakeup that woke them onto this idle CPU on */
 	/* vCPU threads, [thread index of vms_vcpu_threads()][state] */
 	uint64_t (*vcpu_ns)[VMS_VCPU_NSTATES];
 	size_t nvcpu;

@@ -22,12 +22,15 @@ struct entry {
 struct cpu_state {
 	int cur; /* pid of the current task, -1 unknown */
 	uint64_t since;
+	int woken; /* the task last woken onto this CPU while it was idle, and when */
+	uint64_t woken_ts;
+	uint64_t inferred_ns;
 };
 
 struct cpu {
 	void *vcpu;
 	struct vms_trace *trace;
-	struct vms_field prev_pid, next_pid, next_comm;
+	struct vms_field prev_pid, next_pid, next_comm, wk_pid, wk_target;
 	struct cpu_state *cs;
 	unsigned int ncpu;
 	struct entry *tab;
@@ -117,8 +120,26 @@ static void on_switch(void *priv, const struct vms_record *rec)
 				return;
 			}
 			e->ns += clipped(c, cs->since, start);
+		} else if (cs->woken == prev && cs->woken_ts >= cs->since &&
+			   rec->ts > cs->woken_ts) {
+			/* another task, woken onto this idle CPU: it ran from its wakeup on */
+			struct entry *idle = entry_get(c, (unsigned int)rec->cpu, 0), *e;
+			uint64_t ns = clipped(c, cs->woken_ts, rec->ts);
+
+			e = idle ? entry_get(c, (unsigned int)rec->cpu, prev) : NULL;
+			if (!idle || !e) {
+				c->err = -ENOMEM;
+				return;
+			}
+			/* (entry_get() may move entries: look idle up again) */
+			idle = entry_get(c, (unsigned int)rec->cpu, 0);
+			idle->ns += clipped(c, cs->since, cs->woken_ts);
+			e = entry_get(c, (unsigned int)rec->cpu, prev);
+			e->ns += ns;
+			cs->inferred_ns += ns;
 		}
 	}
+	cs->woken = -1;
 	cs->cur = (int)vms_field_u64(&c->next_pid, rec);
 	cs->since = rec->ts;
 	if (c->next_comm.valid && c->next_comm.offset + c->next_comm.size <= rec->size) {
@@ -135,12 +156,24 @@ static void on_switch(void *priv, const struct vms_record *rec)
 	}
 }
 
+/* A task woken onto an idle CPU runs there next (used when that switch is missing). */
+static void on_wakeup(void *priv, const struct vms_record *rec)
+{
+	struct cpu *c = priv;
+	uint64_t target = vms_field_u64(&c->wk_target, rec);
+
+	if (!c->wk_target.valid || target >= c->ncpu || c->cs[target].cur != 0)
+		return;
+	c->cs[target].woken = (int)vms_field_u64(&c->wk_pid, rec);
+	c->cs[target].woken_ts = rec->ts;
+}
+
 static int cpu_init(void *priv, struct vms_session *s, const void *opts)
 {
 	struct cpu *c = priv;
 	const struct vms_cpu_opts *o = opts;
 	struct vms_trace *t = vms_session_trace(s);
-	int id = vms_trace_event_id(t, "sched", "sched_switch");
+	int id = vms_trace_event_id(t, "sched", "sched_switch"), wid, ret;
 
 	if (!o || !o->vcpu)
 		return -EINVAL;
@@ -151,10 +184,15 @@ static int cpu_init(void *priv, struct vms_session *s, const void *opts)
 	if (!c->cs)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < c->ncpu; i++)
-		c->cs[i].cur = -1;
+		c->cs[i].cur = c->cs[i].woken = -1;
 	vms_trace_field(t, id, "prev_pid", &c->prev_pid);
 	vms_trace_field(t, id, "next_pid", &c->next_pid);
 	vms_trace_field(t, id, "next_comm", &c->next_comm);
+	wid = vms_trace_event_id(t, "sched", "sched_wakeup");
+	vms_trace_field(t, wid, "pid", &c->wk_pid);
+	vms_trace_field(t, wid, "target_cpu", &c->wk_target);
+	if (wid >= 0 && (ret = vms_session_subscribe(s, wid, on_wakeup, c)))
+		return ret;
 	return id >= 0 ? vms_session_subscribe(s, id, on_switch, c) : 0;
 }
 
@@ -192,6 +230,7 @@ static void cpu_finish(void *priv, struct vms_session *s)
 		}
 		u->cpu = i;
 		u->span_ns = span;
+		u->inferred_ns = cs->inferred_ns;
 		u->nvcpu = nth;
 		u->vcpu_ns = calloc(nth ? nth : 1, sizeof(*u->vcpu_ns));
 		if (!u->vcpu_ns) {
