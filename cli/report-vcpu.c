@@ -189,6 +189,30 @@ static const char *const titles[] = {
 	[VMS_VCPU_UNKNOWN] = "Unknown",
 };
 
+/* The VM, vCPU and thread columns (vCPU and thread not with --per-vm), and their cells. */
+static void id_columns(const struct report_args *a, struct vms_table *t, int *c_vm, int *c_vcpu,
+		       int *c_tid)
+{
+	*c_vm = vms_table_column(t, "vm", "VM", VMS_COL_STR, 1, 0, NULL);
+	*c_vcpu = *c_tid = -1;
+	if (!a->per_vm) {
+		*c_vcpu = vms_table_column(t, "vcpu", "vCPU", VMS_COL_I64, 1, 0, NULL);
+		*c_tid = vms_table_column(t, "tid", "Thread", VMS_COL_I64, 1, 0, NULL);
+	}
+}
+
+static void id_cells(struct vms_table *t, const struct row *r, const struct vms_vmmap *map,
+		     int c_vm, int c_vcpu, int c_tid)
+{
+	const char *vm = r->vm >= 0 && map ? vms_vmmap_vm_name(map, r->vm) : NULL;
+
+	vms_table_str(t, c_vm, vm ? vm : "-");
+	if (c_vcpu >= 0 && r->vcpu >= 0)
+		vms_table_i64(t, c_vcpu, r->vcpu);
+	if (c_tid >= 0)
+		vms_table_i64(t, c_tid, r->tid);
+}
+
 static struct vms_table *build_table(const struct report_args *a, const struct row *rows, size_t n,
 				     const struct vms_vcpu_summary *sum,
 				     const struct vms_vmmap *map)
@@ -205,11 +229,7 @@ static struct vms_table *build_table(const struct report_args *a, const struct r
 		any_run |= rows[i].ns[VMS_VCPU_RUNNING] > 0 || !rows[i].split;
 	for (unsigned int s = 0; s < VMS_VCPU_NSTATES; s++)
 		c_st[s] = -1;
-	c_vm = vms_table_column(t, "vm", "VM", VMS_COL_STR, 1, 0, NULL);
-	if (!a->per_vm) {
-		c_vcpu = vms_table_column(t, "vcpu", "vCPU", VMS_COL_I64, 1, 0, NULL);
-		c_tid = vms_table_column(t, "tid", "Thread", VMS_COL_I64, 1, 0, NULL);
-	}
+	id_columns(a, t, &c_vm, &c_vcpu, &c_tid);
 	if (!table)
 		c_span = vms_table_column(t, "span_ns", NULL, VMS_COL_U64, 1, 0, NULL);
 	/* Without kvm_entry/kvm_exit the table has one running column; CSV and JSON keep
@@ -245,15 +265,9 @@ static struct vms_table *build_table(const struct report_args *a, const struct r
 	c_unc = vms_table_column(t, "uncertain_ns", "Uncertain", VMS_COL_U64, 1e6, 2, "ms");
 	for (size_t i = 0; i < n; i++) {
 		const struct row *r = &rows[i];
-		const char *vm = r->vm >= 0 && map ? vms_vmmap_vm_name(map, r->vm) : NULL;
-
 		if (vms_table_row(t))
 			break;
-		vms_table_str(t, c_vm, vm ? vm : "-");
-		if (c_vcpu >= 0 && r->vcpu >= 0)
-			vms_table_i64(t, c_vcpu, r->vcpu);
-		if (c_tid >= 0)
-			vms_table_i64(t, c_tid, r->tid);
+		id_cells(t, r, map, c_vm, c_vcpu, c_tid);
 		if (c_span >= 0)
 			vms_table_u64(t, c_span, r->span);
 		for (unsigned int s = 0; s < VMS_VCPU_NSTATES; s++) {
@@ -283,29 +297,6 @@ static struct vms_table *build_table(const struct report_args *a, const struct r
 }
 
 /* ---- report sched: wakeup -> running latency ---- */
-
-static void id_columns(const struct report_args *a, struct vms_table *t, int *c_vm, int *c_vcpu,
-		       int *c_tid)
-{
-	*c_vm = vms_table_column(t, "vm", "VM", VMS_COL_STR, 1, 0, NULL);
-	*c_vcpu = *c_tid = -1;
-	if (!a->per_vm) {
-		*c_vcpu = vms_table_column(t, "vcpu", "vCPU", VMS_COL_I64, 1, 0, NULL);
-		*c_tid = vms_table_column(t, "tid", "Thread", VMS_COL_I64, 1, 0, NULL);
-	}
-}
-
-static void id_cells(struct vms_table *t, const struct row *r, const struct vms_vmmap *map,
-		     int c_vm, int c_vcpu, int c_tid)
-{
-	const char *vm = r->vm >= 0 && map ? vms_vmmap_vm_name(map, r->vm) : NULL;
-
-	vms_table_str(t, c_vm, vm ? vm : "-");
-	if (c_vcpu >= 0 && r->vcpu >= 0)
-		vms_table_i64(t, c_vcpu, r->vcpu);
-	if (c_tid >= 0)
-		vms_table_i64(t, c_tid, r->tid);
-}
 
 /* A count column, then p50, p95, p99 and max of a histogram, keyed PREFIX_p50_ns ... */
 static void hist_columns(struct vms_table *t, const char *prefix, const char *count_title, int *c)

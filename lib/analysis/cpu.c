@@ -75,6 +75,18 @@ static struct entry *entry_get(struct cpu *c, unsigned int cpu, int pid)
 	return &c->tab[i];
 }
 
+/* Add @ns to @pid's time on @cpu (no entry pointer is held across calls: adding one may
+ * move them all). */
+static void add_ns(struct cpu *c, unsigned int cpu, int pid, uint64_t ns)
+{
+	struct entry *e = entry_get(c, cpu, pid);
+
+	if (e)
+		e->ns += ns;
+	else
+		c->err = -ENOMEM;
+}
+
 /* [@a, @b) clipped to the state model's window; 0 when outside. */
 static uint64_t clipped(const struct cpu *c, uint64_t a, uint64_t b)
 {
@@ -98,44 +110,23 @@ static void on_switch(void *priv, const struct vms_record *rec)
 		return;
 	cs = &c->cs[rec->cpu];
 	if (cs->cur == prev && rec->ts > cs->since) {
-		struct entry *e = entry_get(c, (unsigned int)rec->cpu, prev);
-
-		if (!e) {
-			c->err = -ENOMEM;
-			return;
-		}
-		e->ns += clipped(c, cs->since, rec->ts);
+		add_ns(c, (unsigned int)rec->cpu, prev, clipped(c, cs->since, rec->ts));
 	} else if (cs->cur == 0 && prev > 0) {
 		/* the switch from idle to @prev is missing: if it is a vCPU thread (the state
-		 * model has just seen it leave this CPU), idle ran until its inferred start */
+		 * model has just seen it leave this CPU), idle ran until its inferred start;
+		 * another task woken onto this idle CPU ran from its wakeup on */
 		uint64_t start, end;
 		int cpu;
 
 		if (vms_vcpu_last_run(c->vcpu, prev, &cpu, &start, &end) && cpu == rec->cpu &&
 		    end == rec->ts && start > cs->since) {
-			struct entry *e = entry_get(c, (unsigned int)rec->cpu, 0);
-
-			if (!e) {
-				c->err = -ENOMEM;
-				return;
-			}
-			e->ns += clipped(c, cs->since, start);
+			add_ns(c, (unsigned int)rec->cpu, 0, clipped(c, cs->since, start));
 		} else if (cs->woken == prev && cs->woken_ts >= cs->since &&
 			   rec->ts > cs->woken_ts) {
-			/* another task, woken onto this idle CPU: it ran from its wakeup on */
-			struct entry *idle = entry_get(c, (unsigned int)rec->cpu, 0), *e;
 			uint64_t ns = clipped(c, cs->woken_ts, rec->ts);
 
-			e = idle ? entry_get(c, (unsigned int)rec->cpu, prev) : NULL;
-			if (!idle || !e) {
-				c->err = -ENOMEM;
-				return;
-			}
-			/* (entry_get() may move entries: look idle up again) */
-			idle = entry_get(c, (unsigned int)rec->cpu, 0);
-			idle->ns += clipped(c, cs->since, cs->woken_ts);
-			e = entry_get(c, (unsigned int)rec->cpu, prev);
-			e->ns += ns;
+			add_ns(c, (unsigned int)rec->cpu, 0, clipped(c, cs->since, cs->woken_ts));
+			add_ns(c, (unsigned int)rec->cpu, prev, ns);
 			cs->inferred_ns += ns;
 		}
 	}
@@ -222,12 +213,8 @@ static void cpu_finish(void *priv, struct vms_session *s)
 		struct vms_cpu_usage *u = &c->out[i];
 
 		/* the current task runs to the end */
-		if (cs->cur >= 0 && last > cs->since) {
-			struct entry *e = entry_get(c, i, cs->cur);
-
-			if (e)
-				e->ns += clipped(c, cs->since, last);
-		}
+		if (cs->cur >= 0 && last > cs->since)
+			add_ns(c, i, cs->cur, clipped(c, cs->since, last));
 		u->cpu = i;
 		u->span_ns = span;
 		u->inferred_ns = cs->inferred_ns;

@@ -398,6 +398,17 @@ static void first_seen(struct vcpu *v, unsigned int i, uint64_t ts)
 	v->threads[i].first_ts = ts;
 }
 
+/* The first event of a thread shows it running on @cpu. */
+static void first_seen_running(struct vcpu *v, unsigned int i, int cpu, uint64_t ts)
+{
+	struct vst *s = &v->vst[i];
+
+	first_seen(v, i, ts);
+	s->st = running_state(&v->threads[i], s);
+	s->cpu = s->run_cpu = cpu;
+	s->on_cpu = true;
+}
+
 /*
  * An event of the thread's own on @cpu at @ts: it runs there. If it was believed off its
  * CPU, a switch in is inferred (a missing sched_switch).
@@ -408,10 +419,7 @@ static void own_event(struct vcpu *v, unsigned int i, int cpu, uint64_t ts)
 	struct vst *s = &v->vst[i];
 
 	if (!s->seen) {
-		first_seen(v, i, ts);
-		s->st = running_state(th, s);
-		s->cpu = s->run_cpu = cpu;
-		s->on_cpu = true;
+		first_seen_running(v, i, cpu, ts);
 		return;
 	}
 	if (s->on_cpu && s->cpu == cpu)
@@ -564,10 +572,7 @@ static void on_switch(void *priv, const struct vms_record *rec)
 		struct vst *s = &v->vst[i];
 
 		if (!s->seen) {
-			first_seen(v, i, rec->ts);
-			s->st = running_state(th, s);
-			s->cpu = s->run_cpu = rec->cpu;
-			s->on_cpu = true;
+			first_seen_running(v, i, rec->cpu, rec->ts);
 			return;
 		}
 		if (s->st == VMS_VCPU_WAITING) {

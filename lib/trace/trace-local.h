@@ -9,7 +9,6 @@
 #include <stdbool.h>
 #include <pthread.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "vmscope-local.h"
 #include "vmscope/trace.h"
@@ -161,15 +160,6 @@ struct vms_trace {
 	size_t window_pages;
 	char err[512];
 };
-
-/* Whether the record at @data (its common_type) is one vms_trace_select() kept. */
-static inline bool vms_trace_wanted(const struct vms_trace *t, const uint8_t *data)
-{
-	uint16_t type;
-
-	memcpy(&type, data, 2);
-	return t->select[type >> 6] >> (type & 63) & 1;
-}
 
 /* Record the first error of a trace; returns @code. */
 __attribute__((format(printf, 3, 4))) int vms_trace_fail(struct vms_trace *t, int code,
