@@ -89,7 +89,8 @@ def generated():
             dat, tj = os.path.join(tmp, "t.dat"), os.path.join(tmp, "t.json")
             subprocess.run([gentrace, "-o", dat, "--truth", tj, "--vendor", vendor, "--seed", str(seed),
                             "--events-total", "150000", "--quiet"] + shape, check=True)
-            truth = json.load(open(tj))["states"]
+            full = json.load(open(tj))
+            truth = full["states"]
             got = vcpu_json(dat)
             check(got["summary"]["kvm_entry_exit"], what + ": kvm_entry/kvm_exit seen")
             rows = {r["tid"]: r for r in got["rows"]}
@@ -105,6 +106,14 @@ def generated():
                 check_eq(r["unknown_ns"], 0, tw + ": no unknown time")
                 check_eq(r["span_ns"], t["end_ts"] - t["first_ts"], tw + ": span")
                 check_eq(r["migrations"], t["migrations"], tw + ": migrations")
+                # every kvm_exit written for the thread: timed, unfinished, or before its first entry
+                nexits = sum(x["count"] for k in ("exits", "unfinished", "before_first_entry")
+                             for x in full[k] if x["tid"] == t["tid"])
+                span = t["end_ts"] - t["first_ts"]
+                check_close(r["exits_per_s"], nexits * 1e9 / span, 1e-6 * nexits * 1e9 / span,
+                            tw + ": exit rate = kvm_exit records / span")
+                check_eq(r["inferred_switch_ins"], 0, tw + ": nothing inferred (no switch is missing)")
+                check_eq(r["uncertain_ns"], 0, tw + ": no uncertain time")
                 check_eq(r["wakeups"], t["wakeups"]["count"], tw + ": wakeups")
                 check_eq(r["vcpu"], t["vcpu"], tw + ": vCPU index")
                 check_eq(r["cpus"], cpu_ranges(int(c) for c in t["cpu_run_ns"]), tw + ": host CPUs used")
