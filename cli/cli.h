@@ -22,6 +22,7 @@ extern const struct vms_cmd cmd_stat;
 extern const struct vms_cmd cmd_report;
 extern const struct vms_cmd cmd_record;
 extern const struct vms_cmd cmd_export;
+extern const struct vms_cmd cmd_validate;
 
 /* Exit codes: 0 success, 1 the work failed, 2 the command line was wrong. */
 #define CLI_EXIT_FAIL 1
