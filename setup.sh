@@ -16,7 +16,8 @@ case "$mode" in demo|test|build) ;; *) echo "usage: $0 [demo|test|build]" >&2; e
 # Debian packages the build and the tests need.
 PKGS=(meson ninja-build pkg-config gcc clang libc6-dev binutils python3 libcmocka-dev clang-format
 	libtracecmd-dev
-	libtraceevent-dev libtracefs-dev libzstd-dev zlib1g-dev trace-cmd linux-perf)
+	libtraceevent-dev libtracefs-dev libzstd-dev zlib1g-dev trace-cmd linux-perf
+	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86)
 
 install_missing() {
 	local missing=() p
@@ -79,6 +80,11 @@ demo() {
 	echo "== vmscope report vcpu,cpu: what each vCPU did all the time (its running share"
 	echo "   follows the duty of each phase), and who used each host CPU"
 	"$vmscope" report vcpu,cpu "$dat" | sed -n '4,$p'
+	echo
+	echo "== vmscope validate --calibrate: can the host's CPU accounting be trusted? The test"
+	echo "   VM again, in cgroups of its own, 0 %, 75 %, 90 % busy: every source against the"
+	echo "   guest's own count, then the checks that warn or fail"
+	"$vmscope" validate --calibrate --phase-time 2s -q
 }
 
 run_suites() { # run_suites DIR: meson test, totals appended to $totals

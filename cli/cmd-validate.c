@@ -470,7 +470,11 @@ void validate_print_checks(const struct vms_acct_report *r, bool quiet)
 		fmt_s(rv, sizeof(rv), k->rhs_s);
 		fmt_s(tol, sizeof(tol), k->tol_s);
 		printf("%-5s %s: %s\n", vms_check_status_name(k->status), k->id, k->what);
-		if (!isnan(k->lhs_s) || !isnan(k->rhs_s))
+		if (!isnan(k->lhs_s) && isnan(k->rhs_s) && isinf(k->tol_s))
+			printf("      %s %s s\n", k->lhs, l);
+		else if (!isnan(k->lhs_s) && isnan(k->rhs_s))
+			printf("      %s %s s (limit %s s)\n", k->lhs, l, tol);
+		else if (!isnan(k->lhs_s) || !isnan(k->rhs_s))
 			printf("      %s %s s, %s %s s (tolerance %s s)\n", k->lhs, l, k->rhs, rv,
 			       tol);
 		if (k->explain[0])
@@ -503,6 +507,18 @@ static void print_table(const struct vms_acct_report *r, const struct vms_acct *
 
 			printf("%-10s %-44s %12.3f %8.1f%%  %s\n", w->source, w->field, w->value_s,
 			       100.0 * w->value_s / r->interval_s, w->granularity);
+		}
+		printf("\n");
+	}
+	if (r->npairs) {
+		printf("libvirt, field by field at the second reading, beside its source:\n");
+		printf("%-28s %14s   %-38s %14s  %s\n", "LIBVIRT", "VALUE", "SOURCE", "VALUE",
+		       "MATCH");
+		for (size_t i = 0; i < r->npairs; i++) {
+			const struct vms_acct_pair *p = &r->pairs[i];
+
+			printf("%-28s %14.6f   %-38s %14.6f  %s\n", p->libvirt, p->libvirt_v,
+			       p->source, p->source_v, p->match ? "yes" : "NO");
 		}
 		printf("\n");
 	}
@@ -542,8 +558,22 @@ void validate_json_report(struct vms_json *j, const struct vms_acct_report *r)
 		json_double(j, "lhs_s", k->lhs_s);
 		vms_json_string(j, "rhs", k->rhs);
 		json_double(j, "rhs_s", k->rhs_s);
-		json_double(j, "tolerance_s", k->tol_s);
+		json_double(j, "tolerance_s", isinf(k->tol_s) ? NAN : k->tol_s);
 		vms_json_string(j, "explain", k->explain);
+		vms_json_object_end(j);
+	}
+	vms_json_array_end(j);
+	vms_json_array_begin(j, "libvirt_fields");
+	for (size_t i = 0; i < r->npairs; i++) {
+		const struct vms_acct_pair *p = &r->pairs[i];
+
+		vms_json_object_begin(j, NULL);
+		vms_json_string(j, "libvirt", p->libvirt);
+		vms_json_double(j, "libvirt_value", p->libvirt_v);
+		vms_json_string(j, "source", p->source);
+		vms_json_double(j, "source_value", p->source_v);
+		vms_json_double(j, "tolerance", p->tol);
+		vms_json_bool(j, "match", p->match);
 		vms_json_object_end(j);
 	}
 	vms_json_array_end(j);

@@ -139,6 +139,16 @@ struct vms_acct_row {
 	char granularity[24]; /* "exact (ns)", "tick 4 ms", "USER_HZ 10 ms", ... */
 };
 
+/* A libvirt figure beside vmscope's own reading of the source libvirt takes it from. */
+struct vms_acct_pair {
+	char libvirt[48]; /* "cpu-stats cpu_time", "domstats vcpu.0.delay", ... */
+	char source[64];  /* "cpuacct.usage", "task 1234 utime + stime", ... */
+	double libvirt_v; /* seconds (a CPU number for "vcpuinfo vN CPU") */
+	double source_v;
+	double tol; /* the readings are not simultaneous: what that allows */
+	bool match;
+};
+
 struct vms_acct_report {
 	double interval_s;
 	int pid;
@@ -148,6 +158,9 @@ struct vms_acct_report {
 	size_t nchecks;
 	struct vms_check *checks;
 	unsigned int fails, warns;
+	/* libvirt's figures at the second snapshot, field by field, when it has them */
+	size_t npairs;
+	struct vms_acct_pair *pairs;
 };
 
 /**

@@ -258,7 +258,20 @@ static void test_delay_polling_libvirt(void **state)
 	set(b, "libvirt.vcpu.0.wait", 0);
 	set(a, "libvirt.vcpu.0.delay", 1 * S);
 	set(b, "libvirt.vcpu.0.delay", 1 * S + S / 100);
+	/* vcpuinfo: host CPU 1, where the thread is not (a made-up mismatch). */
+	set(b, "libvirt.state", 1);
+	set(b, "libvirt.vcpu.0.host_cpu", 1);
+	set(b, "task.11.cpu", 0);
 	r = run(a, b);
+	/* Field by field at the second snapshot: cpu_time is cpuacct.usage, the delay is
+	 * schedstat's, the host CPU differs. */
+	assert_int_equal(r->npairs, 3);
+	assert_string_equal(r->pairs[0].libvirt, "cpu-stats cpu_time");
+	assert_true(r->pairs[0].match && r->pairs[0].source_v == 210.0);
+	assert_string_equal(r->pairs[1].libvirt, "domstats vcpu.0.delay");
+	assert_true(r->pairs[1].match);
+	assert_string_equal(r->pairs[2].libvirt, "vcpuinfo vCPU 0 CPU");
+	assert_false(r->pairs[2].match);
 	assert_int_equal(find_check(r, "vcpu1-runqueue-delay")->status, VMS_CHECK_WARN);
 	assert_non_null(strstr(find_check(r, "vcpu1-runqueue-delay")->explain, "guest cannot"));
 	assert_int_equal(find_check(r, "vcpu0-halt-polling")->status, VMS_CHECK_WARN);
