@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "testvm.h"
 #include "vmscope/host.h"
 #include "vmscope/stats.h"
 #include "vmscope/testvm.h"
@@ -27,15 +28,19 @@
 
 static const char usage_text[] =
 	"Usage: vmscope testvm [OPTIONS]\n"
+	"       vmscope testvm --qemu[=BINARY] [OPTIONS]\n"
+	"       vmscope testvm --truth-from-dump DUMP [-t FILE] [-f FMT] [-n NAME]\n"
+	"       vmscope testvm --write-image FILE | --print-tsc-khz\n"
 	"\n"
 	"Run the built-in test VM: a small VMM on the KVM API whose guest runs a duty-cycle\n"
 	"load in guest user mode (idle is a real HLT), causes exits on demand, and counts\n"
 	"everything it does. Prints a summary at the end; --truth writes the ground truth.\n"
+	"The same guest boots under QEMU or libvirt as a multiboot kernel.\n"
 	"\n"
 	"Options:\n"
 	"  -c, --vcpus N            vCPUs (threads named 'CPU n/KVM'), 1-64 [2]\n"
 	"  -n, --name NAME          process name, as shown by ps/top [vmscope-testvm]\n"
-	"  -P, --phase DUTY:TIME    a load phase: busy DUTY %% of every period for TIME\n"
+	"  -P, --phase DUTY:TIME    a load phase: busy DUTY % of every period for TIME\n"
 	"                           (e.g. 75:60s); repeat for a schedule [0:2s 75:4s 90:4s]\n"
 	"  -T, --period TIME        duty-cycle period [100ms]\n"
 	"      --mmio RATE          MMIO writes to unbacked guest memory (exits to the VMM)\n"
@@ -56,17 +61,30 @@ static const char usage_text[] =
 	"  -v, --verbose            library detail on stderr\n"
 	"  -h, --help               this text\n"
 	"\n"
+	"Under QEMU (the guest as a multiboot kernel, its truth read back from its memory):\n"
+	"      --qemu               run the schedule under QEMU instead of the built-in VMM\n"
+	"                           (not with --msr); --qemu=BINARY names the QEMU to run\n"
+	"                           [qemu-system-x86_64]; --name is QEMU's -name\n"
+	"      --qemu-arg ARG       append ARG to QEMU's command line (repeat: --qemu-arg=-cpu\n"
+	"                           --qemu-arg=host)\n"
+	"      --write-image FILE   write the multiboot image (QEMU -kernel, libvirt <kernel>)\n"
+	"      --print-tsc-khz      print the guest TSC frequency its tsc_khz= needs here\n"
+	"      --truth-from-dump DUMP  the truth of a guest QEMU ran, from a dump of its\n"
+	"                           memory at 0x20000 (HMP: pmemsave 0x20000 0x60000 \"DUMP\")\n"
+	"\n"
 	"TIME takes ns, us, ms, s, m or h (a bare number is seconds). SIGINT or SIGTERM stops\n"
-	"the VM cleanly; the truth file is still written. Needs read-write access to\n"
-	"/dev/kvm. See doc/vmscope-testvm.md for the truth format.\n";
+	"the VM cleanly (--qemu: pauses the guest); the truth file is still written. Needs\n"
+	"read-write access to /dev/kvm. See doc/vmscope-testvm.md for the truth format and\n"
+	"the guest's command line under QEMU and libvirt.\n";
 
-struct testvm_args {
-	struct vms_testvm_opts opts;
-	struct vms_testvm_phase phases[VMS_TESTVM_MAX_PHASES];
-	int pin[VMS_TESTVM_MAX_VCPUS];
-	const char *name, *truth, *pidfile;
-	bool stats, daemon, quiet, verbose;
-	enum cli_format format;
+/* What the command does besides running the built-in VM. */
+enum testvm_mode { MODE_RUN, MODE_QEMU, MODE_WRITE_IMAGE, MODE_FROM_DUMP, MODE_TSC_KHZ };
+
+struct testvm_cmd {
+	struct testvm_args a;
+	enum testvm_mode mode;
+	const char *file; /* --write-image, --truth-from-dump */
+	bool set[128];	  /* options given, by short letter, for the mode checks */
 };
 
 static int parse_phase(const char *s, struct vms_testvm_phase *ph)
@@ -106,7 +124,7 @@ static int parse_pin(const char *s, struct testvm_args *a, unsigned int *npin)
 	return *npin ? 0 : -EINVAL;
 }
 
-static int parse_args(int argc, char **argv, struct testvm_args *a)
+static int parse_args(int argc, char **argv, struct testvm_cmd *cmd)
 {
 	static const struct option longopts[] = {
 		{ "vcpus", required_argument, NULL, 'c' },
@@ -126,13 +144,19 @@ static int parse_args(int argc, char **argv, struct testvm_args *a)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "qemu", optional_argument, NULL, 'Q' },
+		{ "qemu-arg", required_argument, NULL, 'A' },
+		{ "write-image", required_argument, NULL, 'W' },
+		{ "truth-from-dump", required_argument, NULL, 'D' },
+		{ "print-tsc-khz", no_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct testvm_args *a = &cmd->a;
 	unsigned long long u;
 	unsigned int npin = 0;
 	int c;
 
-	memset(a, 0, sizeof(*a));
+	memset(cmd, 0, sizeof(*cmd));
 	a->opts.sz = sizeof(a->opts);
 	a->opts.vcpus = 2;
 	a->name = "vmscope-testvm";
@@ -141,6 +165,8 @@ static int parse_args(int argc, char **argv, struct testvm_args *a)
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:n:P:T:t:sf:dp:qvh", longopts, NULL)) != -1) {
+		if (c > 0 && c < 128)
+			cmd->set[c] = true;
 		switch (c) {
 		case 'c':
 			if (cli_parse_uint(optarg, VMS_TESTVM_MAX_VCPUS, &u) || !u)
@@ -228,9 +254,55 @@ static int parse_args(int argc, char **argv, struct testvm_args *a)
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
+		case 'Q':
+			a->qemu = optarg ? optarg : "qemu-system-x86_64";
+			break;
+		case 'A':
+			if (a->nqemu_args >= TESTVM_MAX_QEMU_ARGS)
+				return cli_usage_error(CMD, "at most %d --qemu-arg",
+						       TESTVM_MAX_QEMU_ARGS);
+			a->qemu_args[a->nqemu_args++] = optarg;
+			break;
+		case 'W':
+		case 'D':
+		case 'K':
+			if (cmd->mode != MODE_RUN)
+				return cli_usage_error(CMD, "--write-image, --truth-from-dump and "
+							    "--print-tsc-khz go alone");
+			cmd->mode = c == 'W'   ? MODE_WRITE_IMAGE
+				    : c == 'D' ? MODE_FROM_DUMP
+					       : MODE_TSC_KHZ;
+			cmd->file = optarg;
+			break;
 		default:
 			return cli_bad_option(CMD, argv);
 		}
+	}
+	if (a->qemu) {
+		if (cmd->mode != MODE_RUN)
+			return cli_usage_error(CMD, "--qemu runs a VM: not with --write-image, "
+						    "--truth-from-dump or --print-tsc-khz");
+		cmd->mode = MODE_QEMU;
+	}
+	if (a->nqemu_args && cmd->mode != MODE_QEMU)
+		return cli_usage_error(CMD, "--qemu-arg goes with --qemu");
+	if (cmd->mode == MODE_QEMU && a->opts.msr_rate > 0)
+		return cli_usage_error(CMD,
+				       "--msr is not available with --qemu: QEMU has no MSR "
+				       "filter that would make the WRMSRs exit to it (the guest "
+				       "would take a #GP)");
+	if (cmd->mode == MODE_WRITE_IMAGE || cmd->mode == MODE_TSC_KHZ ||
+	    cmd->mode == MODE_FROM_DUMP) {
+		/* Options of a run make no sense here: say so rather than ignore them. */
+		static const char run_only[] = "cPTMIRHCsdp";
+
+		for (const char *o = run_only; *o; o++)
+			if (cmd->set[(unsigned char)*o])
+				return cli_usage_error(
+					CMD, "%s takes no options of a run",
+					cmd->mode == MODE_FROM_DUMP	? "--truth-from-dump"
+					: cmd->mode == MODE_WRITE_IMAGE ? "--write-image"
+									: "--print-tsc-khz");
 	}
 	if (optind < argc)
 		return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
@@ -378,34 +450,52 @@ static const char *stat_delta_str(struct vms_testvm *vm, unsigned int i, const c
 	return buf;
 }
 
-static void print_summary(struct vms_testvm *vm, const struct testvm_args *a)
+/* A VMM count as text, or "-" when the VMM that ran the guest did not report it. */
+static const char *vmm_str(bool known, uint64_t val, char *buf, size_t len)
 {
-	unsigned int n = vms_testvm_vcpus(vm);
+	if (!known)
+		return "-";
+	snprintf(buf, len, "%" PRIu64, val);
+	return buf;
+}
 
-	printf("vmscope testvm: pid %d, %u vCPUs, %u phases, period %.0f ms\n\n", getpid(), n,
-	       a->opts.nphases, (a->opts.period_ns ? a->opts.period_ns : 100000000ULL) / 1e6);
+void testvm_print_summary(struct vms_testvm *vm)
+{
+	unsigned int n = vms_testvm_vcpus(vm), np = vms_testvm_nphases(vm);
+	struct vms_testvm_vmm_counts vmm;
+	/* A dump read back from another VMM has neither our pid nor our exit counts. */
+	bool here = vms_testvm_vmm_counts(vm, 0, &vmm) == 0;
+
+	if (here)
+		printf("vmscope testvm: pid %d, ", getpid());
+	else
+		printf("vmscope testvm (read back from guest memory): ");
+	printf("%u vCPUs, %u phases, period %.0f ms\n\n", n, np, vms_testvm_period_ns(vm) / 1e6);
 	printf("%-5s %-5s %-4s %-8s %9s %9s %9s %7s %10s %6s %6s %6s %6s %6s\n", "phase", "duty",
 	       "vcpu", "tid", "busy(s)", "idle(s)", "late(ms)", "busy%", "work", "mmio", "pio",
 	       "msr", "hcall", "hlt");
-	for (unsigned int p = 0; p < a->opts.nphases; p++) {
+	for (unsigned int p = 0; p < np; p++) {
 		uint64_t s, e;
 		bool complete;
 
-		if (vms_testvm_phase_times(vm, p, &s, &e, &complete))
+		if (vms_testvm_phase_tsc(vm, p, &s, &e, &complete))
 			continue;
 		for (unsigned int i = 0; i < n; i++) {
 			struct vms_testvm_vcpu_phase ph;
+			char tid[16] = "-";
 			double tot;
 
 			vms_testvm_vcpu_phase(vm, i, p, &ph);
 			tot = (double)(ph.busy_ns + ph.idle_ns);
-			printf("%-5u %4u%% %-4u %-8d %9.3f %9.3f %9.3f %6.2f%% %10" PRIu64
+			if (vms_testvm_vcpu_tid(vm, i)) /* unknown in a dump taken by hand */
+				snprintf(tid, sizeof(tid), "%d", vms_testvm_vcpu_tid(vm, i));
+			printf("%-5u %4u%% %-4u %-8s %9.3f %9.3f %9.3f %6.2f%% %10" PRIu64
 			       " %6" PRIu64 " %6" PRIu64 " %6" PRIu64 " %6" PRIu64 " %6" PRIu64
 			       "%s\n",
-			       p, ph.duty, i, vms_testvm_vcpu_tid(vm, i), ph.busy_ns / 1e9,
-			       ph.idle_ns / 1e9, ph.late_ns / 1e6,
-			       tot > 0 ? 100.0 * ph.busy_ns / tot : 0.0, ph.work, ph.mmio, ph.pio,
-			       ph.msr, ph.hypercall, ph.hlt, complete ? "" : "  (stopped early)");
+			       p, ph.duty, i, tid, ph.busy_ns / 1e9, ph.idle_ns / 1e9,
+			       ph.late_ns / 1e6, tot > 0 ? 100.0 * ph.busy_ns / tot : 0.0, ph.work,
+			       ph.mmio, ph.pio, ph.msr, ph.hypercall, ph.hlt,
+			       complete ? "" : "  (stopped early)");
 		}
 	}
 	printf("\nExits per vCPU: the guest's count, the VMM's count, KVM's own statistics\n");
@@ -413,19 +503,21 @@ static void print_summary(struct vms_testvm *vm, const struct testvm_args *a)
 	       "mmio:vmm", "mmio_exits", "pio:guest", "pio:vmm", "io_exits", "msr:guest", "msr:vmm",
 	       "hlt:guest", "halt_exits", "hcall:guest", "hypercalls");
 	for (unsigned int i = 0; i < n; i++) {
-		struct vms_testvm_vmm_counts vmm;
 		struct vms_testvm_vcpu_phase tot;
-		char b1[24], b2[24], b3[24], b4[24];
+		char b1[24], b2[24], b3[24], b4[24], v1[24], v2[24], v3[24];
 
 		vms_testvm_vcpu_totals(vm, i, &tot);
-		vms_testvm_vmm_counts(vm, i, &vmm);
+		here = vms_testvm_vmm_counts(vm, i, &vmm) == 0;
 		/* MMIO counts include the guest's control write (its DONE report). */
-		printf("%-4u %11" PRIu64 " %9" PRIu64 " %10s %9" PRIu64 " %8" PRIu64
-		       " %8s %9" PRIu64 " %8" PRIu64 " %10" PRIu64 " %10s %11" PRIu64 " %10s\n",
+		printf("%-4u %11" PRIu64 " %9s %10s %9" PRIu64 " %8s %8s %9" PRIu64
+		       " %8s %10" PRIu64 " %10s %11" PRIu64 " %10s\n",
 		       i, tot.mmio + tot.mmio_control,
-		       vmm.mmio_load + vmm.mmio_control + vmm.mmio_other,
-		       stat_delta_str(vm, i, "mmio_exits", b1, sizeof(b1)), tot.pio, vmm.pio,
-		       stat_delta_str(vm, i, "io_exits", b2, sizeof(b2)), tot.msr, vmm.msr, tot.hlt,
+		       vmm_str(here, vmm.mmio_load + vmm.mmio_control + vmm.mmio_other, v1,
+			       sizeof(v1)),
+		       stat_delta_str(vm, i, "mmio_exits", b1, sizeof(b1)), tot.pio,
+		       vmm_str(here, vmm.pio, v2, sizeof(v2)),
+		       stat_delta_str(vm, i, "io_exits", b2, sizeof(b2)), tot.msr,
+		       vmm_str(here, vmm.msr, v3, sizeof(v3)), tot.hlt,
 		       stat_delta_str(vm, i, "halt_exits", b3, sizeof(b3)), tot.hypercall,
 		       stat_delta_str(vm, i, "hypercalls", b4, sizeof(b4)));
 	}
@@ -542,7 +634,7 @@ static int run_vm(struct testvm_args *a, int ready_fd)
 		if (a->format == CLI_FORMAT_JSON)
 			vms_testvm_write_truth(vm, stdout);
 		else
-			print_summary(vm, a);
+			testvm_print_summary(vm);
 		if (a->stats)
 			print_stats(vm);
 	}
@@ -583,7 +675,7 @@ static int daemonize(struct testvm_args *a)
 				_exit(CLI_EXIT_FAIL);
 			}
 		}
-		_exit(run_vm(a, pfd[1]));
+		_exit(a->qemu ? testvm_qemu_run(a, pfd[1]) : run_vm(a, pfd[1]));
 	}
 	close(pfd[1]);
 	if (read(pfd[0], &c, 1) == 1 && c == 'R')
@@ -592,24 +684,121 @@ static int daemonize(struct testvm_args *a)
 	return WIFEXITED(status) && WEXITSTATUS(status) ? WEXITSTATUS(status) : CLI_EXIT_FAIL;
 }
 
+/* --print-tsc-khz: what the guest's command line needs as tsc_khz=. */
+static int print_tsc_khz(void)
+{
+	uint64_t khz;
+	int ret = vms_testvm_host_tsc_khz(&khz);
+
+	if (ret)
+		return cli_error(
+			CMD, "cannot read KVM's TSC frequency: %s%s", vms_testvm_last_error(NULL),
+			ret == -ENOENT	 ? ": is the kvm module loaded?"
+			: ret == -EACCES ? ": run as root or join the group that owns /dev/kvm"
+					 : "");
+	printf("%" PRIu64 "\n", khz);
+	return 0;
+}
+
+/* --write-image FILE: the guest as a multiboot kernel, for QEMU's -kernel. */
+static int write_image(const char *path)
+{
+	size_t size;
+	const void *img = vms_testvm_multiboot_image(&size);
+	FILE *f = fopen(path, "w");
+
+	if (!f || fwrite(img, 1, size, f) != size || fclose(f)) {
+		int err = errno;
+
+		if (f)
+			fclose(f);
+		return cli_error(CMD, "cannot write the image %s: %s", path, strerror(err));
+	}
+	return 0;
+}
+
+/* --truth-from-dump DUMP: the truth of a guest that ran under QEMU or libvirt. */
+static int truth_from_dump(const struct testvm_cmd *cmd)
+{
+	const struct testvm_args *a = &cmd->a;
+	struct vms_testvm_dump_opts opts = { .sz = sizeof(opts), .vmm_pio = -1 };
+	struct vms_testvm *vm;
+	/* More than any shared block: a dump of a larger range still has it at its start. */
+	size_t cap = 64u << 20, len = 0;
+	unsigned char *buf = malloc(cap);
+	FILE *f = fopen(cmd->file, "r");
+	int ret, rc = 0;
+
+	if (!buf || !f) {
+		ret = errno;
+		free(buf);
+		if (f)
+			fclose(f);
+		return cli_error(CMD, "cannot read the dump %s: %s", cmd->file, strerror(ret));
+	}
+	len = fread(buf, 1, cap, f);
+	ret = ferror(f) ? errno : 0;
+	fclose(f);
+	if (ret) {
+		free(buf);
+		return cli_error(CMD, "cannot read the dump %s: %s", cmd->file, strerror(ret));
+	}
+	opts.name = cmd->set['n'] ? a->name : NULL;
+	ret = vms_testvm_open_dump(buf, len, &opts, &vm);
+	free(buf);
+	if (ret)
+		return cli_error(CMD, "%s: %s", cmd->file, vms_testvm_last_error(NULL));
+	if (a->truth) {
+		FILE *t = fopen(a->truth, "w");
+
+		ret = t ? vms_testvm_write_truth(vm, t) : -errno;
+		if (!t || fclose(t) || ret) {
+			cli_error(CMD, "cannot write the truth file %s: %s", a->truth,
+				  ret ? vms_strerror(ret) : strerror(errno));
+			rc = CLI_EXIT_FAIL;
+		}
+	}
+	if (!a->quiet) {
+		if (a->format == CLI_FORMAT_JSON)
+			vms_testvm_write_truth(vm, stdout);
+		else
+			testvm_print_summary(vm);
+	}
+	vms_testvm_free(vm);
+	return rc;
+}
+
 static int cmd_testvm_run(int argc, char **argv)
 {
-	struct testvm_args a;
+	struct testvm_cmd cmd;
+	struct testvm_args *a = &cmd.a;
 	sigset_t set;
-	int ret = parse_args(argc, argv, &a);
+	int ret = parse_args(argc, argv, &cmd);
 
 	if (ret)
 		return ret;
-	cli_setup_log(CMD, a.verbose);
-	/* Every thread blocks these; the signal thread takes them with sigtimedwait(). */
+	cli_setup_log(CMD, a->verbose);
+	switch (cmd.mode) {
+	case MODE_TSC_KHZ:
+		return print_tsc_khz();
+	case MODE_WRITE_IMAGE:
+		return write_image(cmd.file);
+	case MODE_FROM_DUMP:
+		return truth_from_dump(&cmd);
+	case MODE_RUN:
+	case MODE_QEMU:
+		break;
+	}
+	/* Every thread blocks these; the signal thread (or the QEMU supervisor) takes them
+	 * with sigtimedwait(). */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (a.daemon)
-		return daemonize(&a);
-	return run_vm(&a, -1);
+	if (a->daemon)
+		return daemonize(a);
+	return cmd.mode == MODE_QEMU ? testvm_qemu_run(a, -1) : run_vm(a, -1);
 }
 
 const struct vms_cmd cmd_testvm = {

@@ -12,6 +12,13 @@
  *
  * Typical use: vms_testvm_new() → vms_testvm_run() (blocks; vms_testvm_stop() from another
  * thread ends it early) → vms_testvm_write_truth() → vms_testvm_free().
+ *
+ * The same guest also boots as a multiboot kernel under QEMU or libvirt
+ * (vms_testvm_multiboot_image(), with the command line of vms_testvm_multiboot_cmdline()).
+ * Its truth then stays in guest memory; vms_testvm_open_dump() reads it back from a dump of
+ * VMS_TESTVM_DUMP_GPA (QEMU's pmemsave), and the accessors below and
+ * vms_testvm_write_truth() work on that object as on a VM run here, except for what only
+ * this VMM knows (host times, its own exit counts).
  */
 #ifndef VMSCOPE_TESTVM_H
 #define VMSCOPE_TESTVM_H
@@ -131,7 +138,8 @@ VMS_API void vms_testvm_free(struct vms_testvm *vm);
 
 /**
  * vms_testvm_last_error() - detail of the last failure of @vm ("" if none), owned by @vm;
- * with @vm NULL, of the last vms_testvm_new() that failed in this thread.
+ * with @vm NULL, of the last vms_testvm_new(), vms_testvm_open_dump(),
+ * vms_testvm_truth_from_dump() or vms_testvm_host_tsc_khz() that failed in this thread.
  */
 VMS_API const char *vms_testvm_last_error(const struct vms_testvm *vm);
 
@@ -169,16 +177,50 @@ VMS_API int vms_testvm_vcpu_phase(const struct vms_testvm *vm, unsigned int i, u
 VMS_API int vms_testvm_vcpu_totals(const struct vms_testvm *vm, unsigned int i,
 				   struct vms_testvm_vcpu_phase *out);
 
-/** What the VMM counted for vCPU @i. */
+/**
+ * vms_testvm_vcpu_done() - the guest reported the end of its schedule on vCPU @i (its
+ * record in guest memory; also set when a stop ended it)
+ */
+VMS_API bool vms_testvm_vcpu_done(const struct vms_testvm *vm, unsigned int i);
+
+/* An exception the guest reported instead of finishing. */
+struct vms_testvm_fault {
+	uint64_t vector, error, rip, cs, cr2;
+};
+
+/**
+ * vms_testvm_vcpu_fault() - the exception vCPU @i's guest reported
+ * Return: 0 and *out, or -ENOENT when it reported none.
+ */
+VMS_API int vms_testvm_vcpu_fault(const struct vms_testvm *vm, unsigned int i,
+				  struct vms_testvm_fault *out);
+
+/** What the VMM counted for vCPU @i; -ENOENT for a dump. */
 VMS_API int vms_testvm_vmm_counts(const struct vms_testvm *vm, unsigned int i,
 				  struct vms_testvm_vmm_counts *out);
 
 /**
  * vms_testvm_phase_times() - phase @p's start and end in host CLOCK_MONOTONIC ns
- * Return: 0, or -ENOENT for a phase that never started.
+ * Return: 0, or -ENOENT for a phase that never started (or a dump: no host times).
  */
 VMS_API int vms_testvm_phase_times(const struct vms_testvm *vm, unsigned int p, uint64_t *start_ns,
 				   uint64_t *end_ns, bool *complete);
+
+/**
+ * vms_testvm_phase_tsc() - phase @p's start and end in guest TSC ticks
+ * Return: 0, or -ENOENT for a phase that never started.
+ */
+VMS_API int vms_testvm_phase_tsc(const struct vms_testvm *vm, unsigned int p, uint64_t *start_tsc,
+				 uint64_t *end_tsc, bool *complete);
+
+/** vms_testvm_nphases() - phases in the schedule. */
+VMS_API unsigned int vms_testvm_nphases(const struct vms_testvm *vm);
+
+/** vms_testvm_tsc_khz() - the guest's TSC frequency the schedule was computed with. */
+VMS_API uint64_t vms_testvm_tsc_khz(const struct vms_testvm *vm);
+
+/** vms_testvm_period_ns() - the duty-cycle period. */
+VMS_API uint64_t vms_testvm_period_ns(const struct vms_testvm *vm);
 
 /**
  * vms_testvm_write_truth() - write the ground truth as JSON (format in doc/vmscope-testvm.md)
@@ -186,6 +228,101 @@ VMS_API int vms_testvm_phase_times(const struct vms_testvm *vm, unsigned int p, 
  * Return: 0 or a negative errno.
  */
 VMS_API int vms_testvm_write_truth(const struct vms_testvm *vm, FILE *f);
+
+/* ---- the guest under another VMM: multiboot image, command line, memory dump ---- */
+
+/* Guest-physical address of the shared block that holds the schedule and the truth. */
+#define VMS_TESTVM_DUMP_GPA 0x20000
+
+/**
+ * vms_testvm_multiboot_image() - the guest as a multiboot (v1) kernel
+ * @size: receives its length in bytes
+ *
+ * A flat binary with an "a.out kludge" header, loaded at 1 MiB; `qemu-system-x86_64
+ * -enable-kvm -cpu max -kernel IMAGE -append CMDLINE -smp N` boots it.
+ * Return: the image; static, not to be freed.
+ */
+VMS_API const void *vms_testvm_multiboot_image(size_t *size);
+
+/**
+ * vms_testvm_multiboot_cmdline() - the guest command line that runs a schedule
+ * @opts: as for vms_testvm_new(); vcpus, pin and started are not used (the guest runs on
+ *	  every CPU it finds); msr_rate must be 0: QEMU cannot filter an MSR to count its
+ *	  exits, and the guest would take a #GP
+ * @tsc_khz: the guest's TSC frequency (vms_testvm_host_tsc_khz()); the guest needs it to
+ *	     turn times into TSC ticks
+ * @buf: receives the NUL-terminated line, at most @len bytes
+ *
+ * Times go to the guest in microseconds and rates in millionths per second.
+ * Return: 0; -EINVAL (invalid options, msr_rate, a time that is not a whole number of
+ * microseconds); -ENOSPC when @len is too small.
+ */
+VMS_API int vms_testvm_multiboot_cmdline(const struct vms_testvm_opts *opts, uint64_t tsc_khz,
+					 char *buf, size_t len);
+
+/**
+ * vms_testvm_host_tsc_khz() - the TSC frequency KVM gives guests on this host
+ * @khz: receives KVM_GET_TSC_KHZ of a scratch vCPU (QEMU keeps it unless told otherwise)
+ * Return: 0, or a negative errno as for vms_testvm_new().
+ */
+VMS_API int vms_testvm_host_tsc_khz(uint64_t *khz);
+
+/**
+ * vms_testvm_dump_size() - bytes from VMS_TESTVM_DUMP_GPA that hold the truth of @vcpus vCPUs
+ * (VMS_TESTVM_MAX_VCPUS for any guest).
+ */
+VMS_API size_t vms_testvm_dump_size(unsigned int vcpus);
+
+/* The growth of one KVM statistic over the run. */
+struct vms_testvm_stat_delta {
+	const char *name;
+	uint64_t delta;
+};
+
+/* What the host knows about one vCPU of a dumped guest. */
+struct vms_testvm_dump_vcpu {
+	int tid;				   /* host thread id, 0 if unknown */
+	const struct vms_testvm_stat_delta *stats; /* KVM statistics' growth, or NULL */
+	size_t nstats;
+};
+
+struct vms_testvm_dump_opts {
+	size_t sz;	  /* sizeof(struct vms_testvm_dump_opts), for compatibility */
+	const char *vmm;  /* who ran the guest, for the truth's "vmm"; NULL: "qemu" */
+	const char *name; /* the VM's name, or NULL */
+	int pid;	  /* the VMM's process id, 0 if unknown */
+	bool stopped;	  /* the host stopped the guest before its schedule ended */
+	const struct vms_testvm_dump_vcpu *vcpus; /* nvcpus entries (by vCPU index), or NULL */
+	unsigned int nvcpus;
+	int64_t vmm_pio; /* port writes the VMM received at the load port, all vCPUs together;
+			  * negative: unknown */
+};
+
+/**
+ * vms_testvm_open_dump() - read the truth back from a dump of the multiboot guest's memory
+ * @buf: @len bytes of guest-physical memory from VMS_TESTVM_DUMP_GPA on (untrusted: every
+ *	 field is checked before use); copied
+ * @opts: what the host knows besides (copied), or NULL
+ * @out: receives a VM object for the accessors and vms_testvm_write_truth(); free with
+ *	 vms_testvm_free(). It cannot run. Phase times exist in guest TSC ticks only
+ *	 (vms_testvm_phase_tsc()); vms_testvm_phase_times() and vms_testvm_vmm_counts() answer
+ *	 -ENOENT.
+ *
+ * Return: 0; -VMS_E_TESTVM_DUMP (not the shared block of this guest, from another
+ * vmscope version, too short for its vCPUs, or damaged); -VMS_E_GUEST_BOOT (the guest
+ * refused its command line); -EAGAIN (the guest has not finished booting: dump again);
+ * -EINVAL; -ENOMEM. vms_testvm_last_error(NULL) says what exactly.
+ */
+VMS_API int vms_testvm_open_dump(const void *buf, size_t len,
+				 const struct vms_testvm_dump_opts *opts, struct vms_testvm **out);
+
+/**
+ * vms_testvm_truth_from_dump() - vms_testvm_open_dump(), vms_testvm_write_truth() to @f,
+ * vms_testvm_free() in one call
+ * Return: as vms_testvm_open_dump(), or the write's negative errno.
+ */
+VMS_API int vms_testvm_truth_from_dump(const void *buf, size_t len,
+				       const struct vms_testvm_dump_opts *opts, FILE *f);
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,8 @@ enum vms_error {
 	VMS_E_TRACE_FORMAT,		  /* not a trace-cmd .dat file, or an unknown version */
 	VMS_E_TRACE_CORRUPT,		  /* a trace file is damaged or truncated */
 	VMS_E_TRACE_UNSUPPORTED,	  /* a valid trace using a feature vmscope lacks */
+	VMS_E_TESTVM_DUMP,		  /* not a test VM guest memory dump, or a damaged one */
+	VMS_E_GUEST_BOOT,		  /* the test VM's guest refused its command line */
 	VMS_E_LAST
 };
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Private state of the test VM, shared by vmm.c (KVM setup and run loop) and truth.c (what
- * the guest and the VMM counted, turned into host time and JSON).
+ * Private state of the test VM, shared by vmm.c (KVM setup and run loop), truth.c (what the
+ * guest and the VMM counted, turned into host time and JSON, also read back from a dump of
+ * the multiboot guest) and multiboot.c (the guest as a multiboot kernel).
  */
 #ifndef VMS_TESTVM_LOCAL_H
 #define VMS_TESTVM_LOCAL_H
@@ -33,6 +34,14 @@ struct tvm_vcpu_host {
 	size_t stats_nvals;
 };
 
+/* What the host told vms_testvm_open_dump() about one vCPU of a dumped guest. */
+struct tvm_dump_vcpu {
+	int tid;
+	size_t nstats;
+	char **stat_names;
+	uint64_t *stat_deltas;
+};
+
 /* One (host TSC, CLOCK_MONOTONIC) pair: the mapping between the two clocks. */
 struct tvm_clock_pair {
 	uint64_t tsc;
@@ -59,11 +68,25 @@ struct vms_testvm {
 	bool ran;
 	pthread_mutex_t lock;
 	char errbuf[256];
+	/* Read back from a dump (vms_testvm_open_dump()): no KVM objects, shared is a copy. */
+	bool dump;
+	bool dump_stopped;
+	char dump_vmm[32];
+	char dump_name[64];
+	int dump_pid;
+	int64_t dump_vmm_pio;
+	struct tvm_dump_vcpu dumpv[VMS_TESTVM_MAX_VCPUS];
 };
 
 /* Record the first error of the VM with a sentence for vms_testvm_last_error(). */
 __attribute__((format(printf, 3, 4))) int tvm_fail(struct vms_testvm *vm, int err, const char *fmt,
 						   ...);
+
+/* Record the detail of a failure without a VM, for vms_testvm_last_error(NULL); "" clears. */
+__attribute__((format(printf, 1, 2))) void tvm_set_last_error(const char *fmt, ...);
+
+/* AMD and Hygon CPUs call the hypervisor with VMMCALL, Intel ones with VMCALL. */
+bool tvm_host_is_amd(void);
 
 uint64_t tvm_mono_ns(void);
 uint64_t tvm_rdtsc(void);

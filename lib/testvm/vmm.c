@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "testvm-local.h"
+#include "guest/tvm-tables.h"
 
 extern const unsigned char vms_tvm_guest_image[];
 extern const size_t vms_tvm_guest_image_size;
@@ -33,12 +34,22 @@ extern const size_t vms_tvm_guest_image_size;
 #define APIC_BASE_ENABLE (1UL << 11)
 #define APIC_BASE_BSP (1UL << 8)
 
-/* The message of the last vms_testvm_new() that failed in this thread. */
+/* The message of the last failure without a VM object in this thread (see
+ * vms_testvm_last_error()). */
 static __thread char tvm_new_error[256];
 
 const char *vms_testvm_last_error(const struct vms_testvm *vm)
 {
 	return vm ? vm->errbuf : tvm_new_error;
+}
+
+void tvm_set_last_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(tvm_new_error, sizeof(tvm_new_error), fmt, ap);
+	va_end(ap);
 }
 
 int tvm_fail(struct vms_testvm *vm, int err, const char *fmt, ...)
@@ -92,75 +103,6 @@ struct tvm_clock_pair tvm_clock_pair_now(void)
 
 /* ---- guest memory: image, descriptor tables, page tables, shared block ---- */
 
-static uint64_t gdt_code64(unsigned int dpl)
-{
-	/* present, code, readable, long mode (L=1), granularity 4K, limit 0xfffff */
-	return 0x00af9a000000ffffULL | ((uint64_t)dpl << 45);
-}
-
-static void tvm_build_tables(struct vms_testvm *vm, const struct tvm_image_header *hdr)
-{
-	uint8_t *mem = vm->mem;
-	uint64_t *gdt = (uint64_t *)(mem + TVM_GDT_GPA);
-	uint64_t *idt = (uint64_t *)(mem + TVM_IDT_GPA);
-	uint64_t *pml4 = (uint64_t *)(mem + TVM_PML4_GPA);
-	uint64_t *pdpt = (uint64_t *)(mem + TVM_PDPT_GPA);
-	uint64_t *pd = (uint64_t *)(mem + TVM_PD_GPA);
-
-	/* GDT: Linux's x86_64 selector layout, then one 16-byte TSS descriptor per vCPU. */
-	gdt[0] = 0;
-	gdt[TVM_SEL_KCODE32 / 8] = 0x00cf9a000000ffffULL;
-	gdt[TVM_SEL_KCODE / 8] = gdt_code64(0);
-	gdt[TVM_SEL_KDATA / 8] = 0x00cf92000000ffffULL;
-	gdt[TVM_SEL_UCODE32 / 8] = 0x00cffa000000ffffULL;
-	gdt[TVM_SEL_UDATA / 8] = 0x00cff2000000ffffULL;
-	gdt[TVM_SEL_UCODE / 8] = gdt_code64(3);
-	for (unsigned int c = 0; c < vm->nvcpus; c++) {
-		uint64_t base = TVM_TSS_GPA + 128ULL * c, lim = 103;
-		uint8_t *tss = mem + base;
-		unsigned int e = TVM_SEL_TSS(c) / 8;
-		uint64_t ktop = TVM_STACK_GPA + (uint64_t)c * (TVM_KSTACK_SIZE + TVM_USTACK_SIZE) +
-				TVM_KSTACK_SIZE;
-		uint64_t rsp0 = ktop - 16;
-
-		/* The guest finds its vCPU index in the slot above rsp0 (guest.c). */
-		memcpy(mem + rsp0, &(uint64_t){ c }, 8);
-		memcpy(tss + 4, &rsp0, 8);
-		memcpy(tss + 102, &(uint16_t){ 104 }, 2); /* no I/O permission bitmap */
-		gdt[e] = (lim & 0xffff) | ((base & 0xffffff) << 16) | (0x89ULL << 40) |
-			 (((lim >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
-		gdt[e + 1] = base >> 32;
-	}
-
-	/* IDT: faults to the fault stubs, #UD to the service handler, our vectors. */
-	for (unsigned int v = 0; v < 256; v++) {
-		uint64_t fn = hdr->isr_spurious;
-
-		if (v < 32)
-			fn = hdr->isr_faults + (uint64_t)v * TVM_FAULT_STUB_SIZE;
-		if (v == 6)
-			fn = hdr->isr_ud;
-		if (v == TVM_VEC_TIMER || v == TVM_VEC_WAKE)
-			fn = hdr->isr_timer;
-		idt[2 * v] = (fn & 0xffff) | ((uint64_t)TVM_SEL_KCODE << 16) | (0x8eULL << 40) |
-			     (((fn >> 16) & 0xffff) << 48);
-		idt[2 * v + 1] = fn >> 32;
-	}
-
-	/* Identity map of the first 4 GiB in 2 MiB pages, user-accessible; the MMIO and
-	 * local APIC ranges uncached. */
-	pml4[0] = TVM_PDPT_GPA | 0x7;
-	for (unsigned int i = 0; i < 4; i++)
-		pdpt[i] = (TVM_PD_GPA + 0x1000ULL * i) | 0x7;
-	for (uint64_t i = 0; i < 2048; i++) {
-		uint64_t addr = i << 21;
-
-		pd[i] = addr | 0x87; /* P RW US PS */
-		if (addr >= 0xc0000000ULL)
-			pd[i] |= 0x18; /* PWT PCD */
-	}
-}
-
 static int tvm_load_guest(struct vms_testvm *vm)
 {
 	const struct tvm_image_header *hdr = (const void *)vms_tvm_guest_image;
@@ -171,7 +113,7 @@ static int tvm_load_guest(struct vms_testvm *vm)
 	    hdr->image_end > TVM_IMAGE_GPA + TVM_IMAGE_MAX)
 		return tvm_fail(vm, -EINVAL, "the embedded guest image is damaged");
 	memcpy((uint8_t *)vm->mem + TVM_IMAGE_GPA, vms_tvm_guest_image, vms_tvm_guest_image_size);
-	tvm_build_tables(vm, hdr);
+	tvm_build_tables(vm->mem, vm->nvcpus, hdr);
 
 	sh = (struct tvm_shared *)((uint8_t *)vm->mem + TVM_SHARED_GPA);
 	sh->magic = TVM_SHARED_MAGIC;
@@ -354,8 +296,7 @@ static int tvm_setup_msr_filter(struct vms_testvm *vm)
 	return 0;
 }
 
-/* AMD and Hygon CPUs call the hypervisor with VMMCALL, Intel ones with VMCALL. */
-static bool host_is_amd(void)
+bool tvm_host_is_amd(void)
 {
 	uint32_t a = 0, b, c, d;
 
@@ -389,21 +330,22 @@ static int tvm_check_caps(struct vms_testvm *vm)
 
 static int tvm_measure_tsc_offset(struct vms_testvm *vm)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} msrs = { .hdr.nmsrs = 1, .e.index = MSR_IA32_TSC };
+	/* struct kvm_msrs ends in a flexible array: room for one entry after it. */
+	uint64_t buf[(sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)) / 8 + 1] = { 0 };
+	struct kvm_msrs *msrs = (struct kvm_msrs *)buf;
 	uint64_t best = UINT64_MAX;
 
+	msrs->nmsrs = 1;
+	msrs->entries[0].index = MSR_IA32_TSC;
 	for (int i = 0; i < 5; i++) {
 		uint64_t t0 = tvm_rdtsc(), t1;
 
-		if (ioctl(vm->vcpu[0].fd, KVM_GET_MSRS, &msrs) != 1)
+		if (ioctl(vm->vcpu[0].fd, KVM_GET_MSRS, msrs) != 1)
 			return tvm_fail(vm, -EIO, "KVM_GET_MSRS(IA32_TSC) failed");
 		t1 = tvm_rdtsc();
 		if (t1 - t0 < best) {
 			best = t1 - t0;
-			vm->tsc_offset = (int64_t)(msrs.e.data - (t0 + (t1 - t0) / 2));
+			vm->tsc_offset = (int64_t)(msrs->entries[0].data - (t0 + (t1 - t0) / 2));
 		}
 	}
 	return 0;
@@ -455,7 +397,7 @@ static int tvm_open(struct vms_testvm *vm)
 		if (ret)
 			return ret;
 	}
-	vm->shared->hc_vmmcall = host_is_amd();
+	vm->shared->hc_vmmcall = tvm_host_is_amd();
 
 	mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (mmap_size < (int)sizeof(struct kvm_run))
@@ -514,13 +456,55 @@ int vms_testvm_new(const struct vms_testvm_opts *opts, struct vms_testvm **out)
 	ret = tvm_open(vm);
 	if (ret) {
 		/* The VM is not handed back: keep its message for vms_testvm_last_error(NULL). */
-		snprintf(tvm_new_error, sizeof(tvm_new_error), "%s", vm->errbuf);
+		tvm_set_last_error("%s", vm->errbuf);
 		vms_testvm_free(vm);
 		return ret;
 	}
 	tvm_new_error[0] = '\0';
 	*out = vm;
 	return 0;
+}
+
+int vms_testvm_host_tsc_khz(uint64_t *khz)
+{
+	int kvm_fd, vm_fd = -1, vcpu_fd = -1, ret;
+
+	*khz = 0;
+	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm_fd < 0) {
+		ret = -errno;
+		tvm_set_last_error("cannot open /dev/kvm: %s", vms_strerror(ret));
+		return ret;
+	}
+	if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GET_TSC_KHZ) <= 0) {
+		ret = -VMS_E_KVM_API;
+		tvm_set_last_error("/dev/kvm lacks KVM_CAP_GET_TSC_KHZ");
+		goto out;
+	}
+	errno = 0;
+	vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+	if (vm_fd >= 0)
+		vcpu_fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0UL);
+	ret = vcpu_fd >= 0 ? ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0) : -1;
+	if (ret <= 0) {
+		ret = ret < 0 && errno ? -errno : -EIO;
+		tvm_set_last_error("%s failed: %s",
+				   vm_fd < 0	 ? "KVM_CREATE_VM"
+				   : vcpu_fd < 0 ? "KVM_CREATE_VCPU"
+						 : "KVM_GET_TSC_KHZ",
+				   vms_strerror(ret));
+		goto out;
+	}
+	*khz = (uint64_t)ret;
+	ret = 0;
+	tvm_set_last_error("%s", "");
+out:
+	if (vcpu_fd >= 0)
+		close(vcpu_fd);
+	if (vm_fd >= 0)
+		close(vm_fd);
+	close(kvm_fd);
+	return ret;
 }
 
 /* ---- running ---- */
@@ -679,7 +663,7 @@ void vms_testvm_stop(struct vms_testvm *vm)
 {
 	bool expected = false;
 
-	if (!vm || !atomic_compare_exchange_strong(&vm->stopping, &expected, true))
+	if (!vm || vm->dump || !atomic_compare_exchange_strong(&vm->stopping, &expected, true))
 		return;
 	vm->stop_mono_ns = tvm_mono_ns();
 	__atomic_store_n(&vm->shared->stop, 1, __ATOMIC_SEQ_CST);
@@ -731,6 +715,8 @@ int vms_testvm_run(struct vms_testvm *vm)
 	uint64_t t, period_tsc;
 	int ret = 0;
 
+	if (vm->dump)
+		return -EINVAL;
 	if (vm->ran)
 		return -EALREADY;
 	vm->ran = true;
@@ -818,6 +804,17 @@ void vms_testvm_free(struct vms_testvm *vm)
 		close(vm->kvm_fd);
 	if (vm->mem)
 		munmap(vm->mem, vm->mem_size);
+	if (vm->dump) {
+		free(vm->shared);
+		for (unsigned int i = 0; i < VMS_TESTVM_MAX_VCPUS; i++) {
+			struct tvm_dump_vcpu *d = &vm->dumpv[i];
+
+			for (size_t s = 0; s < d->nstats; s++)
+				free(d->stat_names[s]);
+			free(d->stat_names);
+			free(d->stat_deltas);
+		}
+	}
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
 }

@@ -22,6 +22,8 @@ static const char *const vms_error_text[] = {
 	[VMS_E_TRACE_FORMAT - VMS_E_FIRST] = "not a trace-cmd trace file (or an unknown version)",
 	[VMS_E_TRACE_CORRUPT - VMS_E_FIRST] = "the trace file is damaged or truncated",
 	[VMS_E_TRACE_UNSUPPORTED - VMS_E_FIRST] = "the trace file uses a feature vmscope lacks",
+	[VMS_E_TESTVM_DUMP - VMS_E_FIRST] = "not a test VM guest memory dump, or a damaged one",
+	[VMS_E_GUEST_BOOT - VMS_E_FIRST] = "the test VM's guest refused its command line",
 };
 
 const char *vms_strerror(int err)

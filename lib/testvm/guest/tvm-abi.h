@@ -8,10 +8,20 @@
  * Everything the guest counts lives in guest RAM, so the VMM can read it at any moment,
  * also after a SIGTERM in the middle of a phase. Times are guest TSC ticks.
  *
+ * The same guest also boots as a multiboot kernel under QEMU (mb-entry.S, mb-boot.c): then
+ * it fills in the shared block itself, from its command line, and the host reads it back
+ * from a dump of guest memory (vms_testvm_open_dump()).
+ *
  * This header is compiled twice: freestanding into the guest, hosted into the library.
  */
 #ifndef VMS_TVM_ABI_H
 #define VMS_TVM_ABI_H
+
+#ifdef __ASSEMBLER__
+#define TVM_UL(x) x
+#else
+#define TVM_UL(x) x##UL
+#endif
 
 #ifndef __ASSEMBLER__
 #ifdef TVM_GUEST
@@ -29,18 +39,20 @@ typedef uint32_t tvm_u32;
 #define TVM_PHASE_NONE TVM_MAX_PHASES
 
 /* Guest-physical layout (identity-mapped: guest virtual == guest physical). */
-#define TVM_GDT_GPA 0x1000UL
-#define TVM_IDT_GPA 0x2000UL
-#define TVM_TSS_GPA 0x3000UL /* TVM_MAX_VCPUS x 128 bytes */
-#define TVM_PML4_GPA 0x5000UL
-#define TVM_PDPT_GPA 0x6000UL
-#define TVM_PD_GPA 0x7000UL /* 4 pages: 4 GiB in 2 MiB pages */
-#define TVM_SHARED_GPA 0x20000UL
-#define TVM_IMAGE_GPA 0x100000UL
-#define TVM_IMAGE_MAX 0x100000UL
-#define TVM_STACK_GPA 0x200000UL /* per vCPU: kernel stack, then user stack */
-#define TVM_KSTACK_SIZE 0x4000UL
-#define TVM_USTACK_SIZE 0x4000UL
+#define TVM_GDT_GPA TVM_UL(0x1000)
+#define TVM_IDT_GPA TVM_UL(0x2000)
+#define TVM_TSS_GPA TVM_UL(0x3000) /* TVM_MAX_VCPUS x 128 bytes */
+#define TVM_PML4_GPA TVM_UL(0x5000)
+#define TVM_PDPT_GPA TVM_UL(0x6000)
+#define TVM_PD_GPA TVM_UL(0x7000) /* 4 pages: 4 GiB in 2 MiB pages */
+#define TVM_TABLES_END TVM_UL(0xb000)
+#define TVM_TRAMPOLINE_GPA TVM_UL(0xf000) /* multiboot only: where the APs start (SIPI) */
+#define TVM_SHARED_GPA TVM_UL(0x20000)
+#define TVM_IMAGE_GPA TVM_UL(0x100000)
+#define TVM_IMAGE_MAX TVM_UL(0x100000)
+#define TVM_STACK_GPA TVM_UL(0x200000) /* per vCPU: kernel stack, then user stack */
+#define TVM_KSTACK_SIZE TVM_UL(0x4000)
+#define TVM_USTACK_SIZE TVM_UL(0x4000)
 #define TVM_RAM_SIZE (TVM_STACK_GPA + TVM_MAX_VCPUS * (TVM_KSTACK_SIZE + TVM_USTACK_SIZE))
 
 /* Segment selectors: Linux x86_64's layout, because KVM-PVM maps the guest's user CS/SS
@@ -59,8 +71,8 @@ typedef uint32_t tvm_u32;
 #define TVM_VEC_SPURIOUS 0xff
 
 /* Unbacked guest-physical addresses: every access exits to the VMM (KVM_EXIT_MMIO). */
-#define TVM_MMIO_LOAD_GPA 0xe8000000UL /* --mmio load: value = cpu << 24 | seq & 0xffffff */
-#define TVM_MMIO_CTL_GPA 0xe8001000UL  /* control: offset selects the message */
+#define TVM_MMIO_LOAD_GPA TVM_UL(0xe8000000) /* --mmio load: value = cpu << 24 | seq & 0xffffff */
+#define TVM_MMIO_CTL_GPA TVM_UL(0xe8001000)  /* control: offset selects the message */
 #define TVM_CTL_DONE 0x0		/* value = cpu: this vCPU finished its schedule */
 #define TVM_CTL_FAULT 0x8		/* value = cpu: unexpected exception, see fault_* */
 #define TVM_PIO_PORT 0x5a0		/* --pio load: OUT from guest kernel mode, value = seq */
@@ -79,6 +91,18 @@ typedef uint32_t tvm_u32;
 #define TVM_SEG_IDLE 2
 
 #define TVM_IMAGE_MAGIC 0x4d56544d /* "MTVM" */
+
+/* Multiboot boot (mb-boot.c): why the guest refused to run (tvm_boot.error). */
+#define TVM_BOOT_MAGIC 0x544f4f42 /* "BOOT" */
+#define TVM_BOOT_CMDLINE_MAX 1024
+#define TVM_BOOT_OK 0
+#define TVM_BOOT_E_SYNTAX 1	    /* a value did not parse or is out of range */
+#define TVM_BOOT_E_UNKNOWN 2	    /* an unknown parameter */
+#define TVM_BOOT_E_NO_TSC_KHZ 3	    /* tsc_khz= is missing */
+#define TVM_BOOT_E_MSR 4	    /* msr= asked for: QEMU has no MSR filter to count them */
+#define TVM_BOOT_E_TOO_LONG 5	    /* the command line does not fit TVM_BOOT_CMDLINE_MAX */
+#define TVM_BOOT_E_NO_TSC_DEADLINE 6 /* the CPU model lacks the TSC-deadline timer */
+#define TVM_BOOT_E_PHASES 7	    /* more than TVM_MAX_PHASES phases */
 
 #ifndef __ASSEMBLER__
 struct tvm_phase {
@@ -123,6 +147,17 @@ struct tvm_vcpu {
 	struct tvm_vcpu_phase ph[TVM_MAX_PHASES + 1];
 };
 
+/* Multiboot boot only: how the guest set itself up (all zero under the VMM). */
+struct tvm_boot {
+	tvm_u32 magic;		/* TVM_BOOT_MAGIC once the boot code ran */
+	tvm_u32 error;		/* TVM_BOOT_E_*: why the guest refused to run, 0 if it runs */
+	tvm_u32 error_pos;	/* offset in cmdline of the parameter it refused */
+	tvm_u32 cpus_announced; /* CPUs the firmware announced (QEMU fw_cfg), 0 if unknown */
+	tvm_u32 shared_size;	/* sizeof(struct tvm_shared) and sizeof(struct tvm_vcpu): */
+	tvm_u32 vcpu_size;	/* lets a reader check that it knows this layout */
+	char cmdline[TVM_BOOT_CMDLINE_MAX]; /* the multiboot command line, NUL-terminated */
+};
+
 #define TVM_SHARED_MAGIC 0x564d5354 /* "TSMV" */
 
 struct tvm_shared {
@@ -140,7 +175,8 @@ struct tvm_shared {
 	tvm_u32 pad0;
 	tvm_u64 start_tsc;	   /* start of phase 0 */
 	struct tvm_phase phases[TVM_MAX_PHASES];
-	struct tvm_vcpu vcpu[TVM_MAX_VCPUS];
+	struct tvm_boot boot;
+	struct tvm_vcpu vcpu[TVM_MAX_VCPUS]; /* last: a dump needs to cover nvcpus of them */
 };
 
 /* At the start of the guest image: where the VMM finds the guest's entry points. */
