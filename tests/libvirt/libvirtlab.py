@@ -27,6 +27,7 @@ Lab() raises Skip (a reason for exit 77) when the host cannot run it; see skip_r
 import atexit
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -719,3 +720,34 @@ def machine_state():
     else:
         state["virsh list --all"] = "no libvirtd"
     return state
+
+
+# --- virsh output ----------------------------------------------------------------------
+
+def seconds_ns(text):
+    """virsh's "12.345678901" (9 digits) as integer nanoseconds, exactly."""
+    whole, frac = text.split(".")
+    return int(whole) * 10**9 + int(frac)
+
+
+def parse_cpu_stats(text):
+    """virsh cpu-stats: {"CPU0": {"cpu_time": ns, ...}, ..., "Total": {...}}"""
+    out, cur = {}, None
+    for line in text.splitlines():
+        m = re.match(r"^(CPU\d+|Total):$", line)
+        if m:
+            cur = out.setdefault(m.group(1), {})
+            continue
+        m = re.match(r"^\s+(\w+)\s+(\d+\.\d{9}) seconds$", line)
+        if m and cur is not None:
+            cur[m.group(1)] = seconds_ns(m.group(2))
+    return out
+
+
+def parse_domstats(text):
+    out = {}
+    for line in text.splitlines():
+        if "=" in line:
+            k, v = line.strip().split("=", 1)
+            out[k] = v
+    return out

@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 from testlib import SKIP, check, check_eq, finish, skip  # noqa: E402
 import libvirtlab  # noqa: E402
+from libvirtlab import parse_cpu_stats, parse_domstats, seconds_ns  # noqa: E402
 
 if len(sys.argv) != 3 or sys.argv[2] not in ("hybrid", "v1"):
     print(__doc__.rsplit("\n", 1)[1])
@@ -36,35 +37,6 @@ def lvread(*args):
         skip("vmscope was built without libvirt (libvirt-dev missing at build time)")
     check_eq(p.stderr, "", "stderr of lvread %s" % " ".join(args))
     return json.loads(p.stdout)
-
-
-def seconds_ns(text):
-    """virsh's "12.345678901" (9 digits) as integer nanoseconds, exactly."""
-    whole, frac = text.split(".")
-    return int(whole) * 10**9 + int(frac)
-
-
-def parse_cpu_stats(text):
-    """virsh cpu-stats: {"CPU0": {"cpu_time": ns, ...}, ..., "Total": {...}}"""
-    out, cur = {}, None
-    for line in text.splitlines():
-        m = re.match(r"^(CPU\d+|Total):$", line)
-        if m:
-            cur = out.setdefault(m.group(1), {})
-            continue
-        m = re.match(r"^\s+(\w+)\s+(\d+\.\d{9}) seconds$", line)
-        if m and cur is not None:
-            cur[m.group(1)] = seconds_ns(m.group(2))
-    return out
-
-
-def parse_domstats(text):
-    out = {}
-    for line in text.splitlines():
-        if "=" in line:
-            k, v = line.strip().split("=", 1)
-            out[k] = v
-    return out
 
 
 def parse_vcpuinfo(text):
