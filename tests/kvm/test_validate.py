@@ -62,9 +62,11 @@ def calibrate():
         s = ph["seconds"]
         truth = sum(v["busy_ns"] for v in ph["vcpu_truth"]) / 1e9
         what = "phase %d %%" % ph["duty"]
-        # The truth itself: the guest was busy for duty x length per vCPU.
-        check_close(truth, ph["duty"] / 100.0 * cal["phase_s"] * 2, 0.05 * cal["phase_s"] + 0.02,
-                    what + ": guest busy vs schedule")
+        # The truth itself: the guest was busy for duty x length per vCPU, less what late
+        # wake-ups took from its busy parts (a loaded host).
+        late = sum(v["late_ns"] for v in ph["vcpu_truth"]) / 1e9
+        check_close(truth, ph["duty"] / 100.0 * cal["phase_s"] * 2,
+                    0.05 * cal["phase_s"] + 0.02 + late, what + ": guest busy vs schedule")
         # The cgroups hold the whole process: the vCPUs and vmscope's own readings (a few
         # ms each).
         # The guest counts as busy the time its vCPU waited for a host CPU in a busy part:
