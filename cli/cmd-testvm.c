@@ -459,6 +459,18 @@ static const char *vmm_str(bool known, uint64_t val, char *buf, size_t len)
 	return buf;
 }
 
+int testvm_close_truth(struct vms_testvm *vm, FILE *f, const char *path)
+{
+	int ret = vms_testvm_write_truth(vm, f);
+
+	if (fclose(f) || ret) {
+		cli_error(CMD, "cannot write the truth file %s: %s", path,
+			  ret ? vms_strerror(ret) : strerror(errno));
+		return CLI_EXIT_FAIL;
+	}
+	return 0;
+}
+
 void testvm_print_summary(struct vms_testvm *vm)
 {
 	unsigned int n = vms_testvm_vcpus(vm), np = vms_testvm_nphases(vm);
@@ -623,12 +635,8 @@ static int run_vm(struct testvm_args *a, int ready_fd)
 	}
 
 	if (truth) {
-		ret = vms_testvm_write_truth(vm, truth);
-		if (fclose(truth) || ret) {
-			cli_error(CMD, "cannot write the truth file %s: %s", a->truth,
-				  ret ? vms_strerror(ret) : strerror(errno));
+		if (testvm_close_truth(vm, truth, a->truth))
 			rc = CLI_EXIT_FAIL;
-		}
 	}
 	if (!a->quiet && !a->daemon) {
 		if (a->format == CLI_FORMAT_JSON)

@@ -544,12 +544,8 @@ static int finish(struct qemu_run *r, FILE *truth, bool stopped, int rc)
 		goto out;
 	}
 	if (truth) {
-		ret = vms_testvm_write_truth(vm, truth);
-		if (fclose(truth) || ret) {
-			cli_error(CMD, "cannot write the truth file %s: %s", a->truth,
-				  ret ? vms_strerror(ret) : strerror(errno));
+		if (testvm_close_truth(vm, truth, a->truth))
 			rc = CLI_EXIT_FAIL;
-		}
 		truth = NULL;
 	}
 	if (!a->quiet && !a->daemon) {

@@ -7,6 +7,7 @@
 #define VMSCOPE_CLI_TESTVM_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "cli.h"
 #include "vmscope/testvm.h"
@@ -25,6 +26,10 @@ struct testvm_args {
 	const char *qemu_args[TESTVM_MAX_QEMU_ARGS];
 	unsigned int nqemu_args;
 };
+
+/* Write the truth of @vm to @f (opened early, so a bad path fails before the run), close
+ * it; on failure the CLI error naming @path is printed: CLI_EXIT_FAIL, else 0. */
+int testvm_close_truth(struct vms_testvm *vm, FILE *f, const char *path);
 
 /* The summary table of a VM (run here or read back from a dump) on stdout. */
 void testvm_print_summary(struct vms_testvm *vm);

@@ -23,6 +23,17 @@ __attribute__((format(printf, 2, 3))) void vms_log(enum vms_log_level level, con
 #define vms_info(...) vms_log(VMS_LOG_INFO, __VA_ARGS__)
 #define vms_dbg(...) vms_log(VMS_LOG_DEBUG, __VA_ARGS__)
 
+/* Whether @s is a non-empty string of decimal digits (a pid, an fd number). */
+static inline bool vms_all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
 /* Set errno to -err and return NULL: for functions that return pointers. */
 static inline void *vms_err_ptr(int err)
 {

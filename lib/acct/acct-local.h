@@ -12,6 +12,7 @@
 #include "vmscope/acct.h"
 
 #define VMS_ACCT_KEY_MAX 127
+#define ACCT_KEY_BUF (VMS_ACCT_KEY_MAX + 2) /* a key, one byte to see it is too long, NUL */
 
 struct acct_entry {
 	char *key;
@@ -24,6 +25,9 @@ struct vms_acct {
 	size_t n, cap;
 	struct acct_entry *e;
 };
+
+/* Build a key with printf into @key (ACCT_KEY_BUF bytes): 0, or -EINVAL when too long. */
+int acct_vkey(char *key, const char *fmt, va_list ap);
 
 /* vms_acct_set() / vms_acct_get() with the key built by printf. */
 __attribute__((format(printf, 3, 4))) int acct_setf(struct vms_acct *a, uint64_t val,

@@ -43,16 +43,15 @@ static void put(struct reader *r, uint64_t val, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void put(struct reader *r, uint64_t val, const char *fmt, ...)
 {
-	char key[VMS_ACCT_KEY_MAX + 2];
+	char key[ACCT_KEY_BUF];
 	va_list ap;
-	int n, err;
+	int err;
 
 	va_start(ap, fmt);
-	n = vsnprintf(key, sizeof(key), fmt, ap);
+	err = acct_vkey(key, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(key))
-		return;
-	err = vms_acct_set(r->a, key, val);
+	if (!err)
+		err = vms_acct_set(r->a, key, val);
 	if (err == -ENOMEM && !r->err)
 		r->err = err;
 }

@@ -14,15 +14,17 @@ static void put(struct vms_acct *a, bool has, uint64_t v, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static void put(struct vms_acct *a, bool has, uint64_t v, const char *fmt, ...)
 {
-	char key[VMS_ACCT_KEY_MAX + 2];
+	char key[ACCT_KEY_BUF];
 	va_list ap;
+	int err;
 
 	if (!has)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(key, sizeof(key), fmt, ap);
+	err = acct_vkey(key, fmt, ap);
 	va_end(ap);
-	vms_acct_set(a, key, v);
+	if (!err)
+		vms_acct_set(a, key, v);
 }
 
 int acct_read_libvirt(struct vms_acct *a, const char *uri, const char *domain)

@@ -170,22 +170,12 @@ static virConnectPtr lv_open(const char *uri, char *buf, size_t size, int *ret)
 	return NULL;
 }
 
-static bool all_digits(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!isdigit((unsigned char)*s))
-			return false;
-	return true;
-}
-
 /* As virsh: an id, then a UUID, then a name. */
 static virDomainPtr lv_lookup(virConnectPtr conn, const char *domain)
 {
 	virDomainPtr dom = NULL;
 
-	if (all_digits(domain) && strlen(domain) < 10)
+	if (vms_all_digits(domain) && strlen(domain) < 10)
 		dom = virDomainLookupByID(conn, atoi(domain));
 	if (!dom && strlen(domain) == VIR_UUID_STRING_BUFLEN - 1)
 		dom = virDomainLookupByUUIDString(conn, domain);
@@ -296,7 +286,7 @@ static int lv_qemu_pid(const char *uri, const char *name, const char *uuid)
 	if (!dir)
 		goto out;
 	while ((de = readdir(dir))) {
-		if (!all_digits(de->d_name))
+		if (!vms_all_digits(de->d_name))
 			continue;
 		if (pid_has_uuid(atoi(de->d_name), uuid, buf, CMDLINE_MAX)) {
 			pid = atoi(de->d_name);

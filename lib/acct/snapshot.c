@@ -132,32 +132,35 @@ int vms_acct_set_str(struct vms_acct *a, const char *key, const char *text)
 	return 0;
 }
 
+int acct_vkey(char *key, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(key, ACCT_KEY_BUF, fmt, ap);
+
+	return n < 0 || n >= ACCT_KEY_BUF ? -EINVAL : 0;
+}
+
 int acct_setf(struct vms_acct *a, uint64_t val, const char *fmt, ...)
 {
-	char key[VMS_ACCT_KEY_MAX + 2];
+	char key[ACCT_KEY_BUF];
 	va_list ap;
-	int n;
+	int err;
 
 	va_start(ap, fmt);
-	n = vsnprintf(key, sizeof(key), fmt, ap);
+	err = acct_vkey(key, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(key))
-		return -EINVAL;
-	return vms_acct_set(a, key, val);
+	return err ? err : vms_acct_set(a, key, val);
 }
 
 int acct_getf(const struct vms_acct *a, uint64_t *val, const char *fmt, ...)
 {
-	char key[VMS_ACCT_KEY_MAX + 2];
+	char key[ACCT_KEY_BUF];
 	va_list ap;
-	int n;
+	int err;
 
 	va_start(ap, fmt);
-	n = vsnprintf(key, sizeof(key), fmt, ap);
+	err = acct_vkey(key, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(key))
-		return -EINVAL;
-	return vms_acct_get(a, key, val);
+	return err ? err : vms_acct_get(a, key, val);
 }
 
 int vms_acct_get(const struct vms_acct *a, const char *key, uint64_t *val)

@@ -55,13 +55,14 @@ static bool dkf(const struct ctx *c, double scale, double *out, const char *fmt,
 	__attribute__((format(printf, 4, 5)));
 static bool dkf(const struct ctx *c, double scale, double *out, const char *fmt, ...)
 {
-	char key[VMS_ACCT_KEY_MAX + 2];
+	char key[ACCT_KEY_BUF];
 	va_list ap;
+	int err;
 
 	va_start(ap, fmt);
-	vsnprintf(key, sizeof(key), fmt, ap);
+	err = acct_vkey(key, fmt, ap);
 	va_end(ap);
-	return dk(c, key, scale, out);
+	return !err && dk(c, key, scale, out);
 }
 
 static void row(struct ctx *c, const char *source, const char *gran, double v, const char *fmt, ...)
@@ -736,14 +737,15 @@ static bool getb(const struct ctx *c, double scale, double *out, const char *fmt
 	__attribute__((format(printf, 4, 5)));
 static bool getb(const struct ctx *c, double scale, double *out, const char *fmt, ...)
 {
-	char key[VMS_ACCT_KEY_MAX + 2];
+	char key[ACCT_KEY_BUF];
 	uint64_t v;
 	va_list ap;
+	int err;
 
 	va_start(ap, fmt);
-	vsnprintf(key, sizeof(key), fmt, ap);
+	err = acct_vkey(key, fmt, ap);
 	va_end(ap);
-	if (vms_acct_get(c->b, key, &v))
+	if (err || vms_acct_get(c->b, key, &v))
 		return false;
 	*out = (double)v * scale;
 	return true;

@@ -23,16 +23,6 @@
 #define DEFAULT_PROC "/proc"
 #define DEFAULT_DEBUGFS "/sys/kernel/debug/kvm"
 
-static bool all_digits(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!isdigit((unsigned char)*s))
-			return false;
-	return true;
-}
-
 /*
  * Parse /proc/<pid>/task/<tid>/stat: the comm may hold spaces and parentheses, so the
  * fields are counted from the last ')'. Field 3 is the state letter and every later one a
@@ -208,7 +198,7 @@ static int scan_fds(const char *proc_root, int pid, struct kvm_fds *k)
 		ssize_t n;
 		char end;
 
-		if (!all_digits(de->d_name))
+		if (!vms_all_digits(de->d_name))
 			continue;
 		snprintf(path, sizeof(path), "%s/%d/fd/%s", proc_root, pid, de->d_name);
 		n = readlink(path, link, sizeof(link) - 1);
@@ -294,7 +284,7 @@ static void vcpus_from_debugfs(struct vms_host_vm *vm, const char *debugfs_root)
 		char path[600];
 		uint64_t tid;
 
-		if (strncmp(de->d_name, "vcpu", 4) || !all_digits(de->d_name + 4))
+		if (strncmp(de->d_name, "vcpu", 4) || !vms_all_digits(de->d_name + 4))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s/pid", vm->debugfs, de->d_name);
 		if (!vms_read_u64(path, &tid) && tid > 0)
@@ -353,7 +343,7 @@ static void vcpus_from_comm(struct vms_host_vm *vm, const char *proc_root)
 	while ((de = readdir(d))) {
 		int idx, tid;
 
-		if (!all_digits(de->d_name))
+		if (!vms_all_digits(de->d_name))
 			continue;
 		snprintf(path, sizeof(path), "%s/%d/task/%s/comm", proc_root, vm->pid, de->d_name);
 		if (vms_read_text(path, comm, sizeof(comm)) <= 0)
@@ -435,7 +425,7 @@ int vms_host_vms_list(const struct vms_host_opts *opts, struct vms_host_vm **out
 		struct vms_host_vm vm, *nv;
 		struct kvm_fds k;
 
-		if (!all_digits(de->d_name))
+		if (!vms_all_digits(de->d_name))
 			continue;
 		if (scan_fds(proc_root, atoi(de->d_name), &k) < 0 || k.vm_fd < 0) {
 			free(k.vcpu_stats);
