@@ -293,7 +293,16 @@ static void test_shared_cgroup_and_missing(void **state)
 	scenario(&a, &b, "6.1.0", true);
 	set(b, "cg1.other_procs", 3);
 	vms_acct_set_str(b, "err.kvm", "no stats descriptors");
+	/* Without KVM's per-vCPU statistics, libvirt's domain-wide haltpoll figures are
+	 * used: 1 s of polling in the vCPUs' 10 s of run time. */
+	set(a, "libvirt.ds.haltpoll_success", 0);
+	set(a, "libvirt.ds.haltpoll_fail", 0);
+	set(b, "libvirt.ds.haltpoll_success", S / 4);
+	set(b, "libvirt.ds.haltpoll_fail", 3 * S / 4);
 	r = run(a, b);
+	assert_int_equal(find_check(r, "halt-polling")->status, VMS_CHECK_WARN);
+	assert_true(find_check(r, "halt-polling")->lhs_s > 0.999 &&
+		    find_check(r, "halt-polling")->lhs_s < 1.001);
 	assert_int_equal(find_check(r, "cg1-usage-vs-threads")->status, VMS_CHECK_SKIP);
 	assert_int_equal(find_check(r, "source-kvm")->status, VMS_CHECK_SKIP);
 	assert_string_equal(find_check(r, "source-kvm")->explain, "no stats descriptors");
