@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from testlib import *  # noqa: E402,F403
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMMANDS = ["testvm", "stat", "record", "report", "export"]  # the subcommands; "help" is listed too
+COMMANDS = ["testvm", "stat", "record", "report", "export", "validate"]  # the subcommands; "help" is listed too
 SENTINEL = "--no-such-option-zz"
 # A valid value for each metavariable the help texts use; an option whose metavariable is
 # not here fails the acceptance check (add a sample value when adding one).
@@ -25,10 +25,11 @@ SAMPLE = {"N": "1", "NAME": "x", "DUTY:TIME": "50:1s", "TIME": "1s", "RATE": "1"
           "CPU[,CPU...]": "0", "FILE": "/nonexistent/vmscope-test-file", "FMT": "json",
           "PID": "1", "EVENT": "mmio", "KEY": "time", "VM": "x", "KIB": "64",
           "CLOCK": "local", "VER": "7", "ALG": "zstd", "ARG": "-S",
-          "DUMP": "/nonexistent/vmscope-test-dump"}
+          "DUMP": "/nonexistent/vmscope-test-dump", "URI": "qemu:///system",
+          "A B": ["/nonexistent/vmscope-a", "/nonexistent/vmscope-b"]}
 # "  -c, --vcpus N            text": an option line of a help text.
 OPTION_LINE = re.compile(r"^\s+(?:-(?P<short>\w),\s+)?--(?P<long>[a-z][a-z0-9-]*)"
-                         r"(?: (?P<meta>[A-Z][A-Z0-9:,.\[\]]*))?(?:\s{2,}|$)")
+                         r"(?: (?P<meta>[A-Z][A-Z0-9:,.\[\]]*(?: [A-Z][A-Z0-9]*)?))?(?:\s{2,}|$)")
 LONG_OPT = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
 
 
@@ -130,7 +131,8 @@ def check_accepted(cmd, opt, meta, spelled):
         if not check(meta in SAMPLE, "vmscope %s %s: a sample value for %s (add it to SAMPLE)"
                      % (cmd, spelled, meta)):
             return
-        args.append(SAMPLE[meta])
+        sample = SAMPLE[meta]  # a list for an option that takes two values
+        args += sample if isinstance(sample, list) else [sample]
     args.append(SENTINEL)
     line = expect_error(args, 2, [SENTINEL], "%s (is %s accepted?)" % (show(args), spelled))
     if line is not None:
