@@ -156,6 +156,41 @@ bad:
 
 static void qjson_value(struct qjson_parser *p, struct qjson *v, int depth);
 
+static bool qjson_digits(struct qjson_parser *p)
+{
+	const char *start = p->s;
+
+	while (p->s < p->end && *p->s >= '0' && *p->s <= '9')
+		p->s++;
+	return p->s > start;
+}
+
+/* Move past one number of JSON's grammar, -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?:
+ * false when what follows is not one (a leading zero, a lone '-', "1.", "1e"). */
+static bool qjson_number_end(struct qjson_parser *p)
+{
+	if (p->s < p->end && *p->s == '-')
+		p->s++;
+	if (p->s < p->end && *p->s == '0')
+		p->s++;
+	else if (!qjson_digits(p))
+		return false;
+	if (p->s < p->end && *p->s == '.') {
+		p->s++;
+		if (!qjson_digits(p))
+			return false;
+	}
+	if (p->s < p->end && (*p->s == 'e' || *p->s == 'E')) {
+		p->s++;
+		if (p->s < p->end && (*p->s == '+' || *p->s == '-'))
+			p->s++;
+		if (!qjson_digits(p))
+			return false;
+	}
+	return p->s >= p->end || !((*p->s >= '0' && *p->s <= '9') || *p->s == '.' || *p->s == 'e' ||
+				   *p->s == 'E' || *p->s == '+' || *p->s == '-');
+}
+
 /* Append one element (and its key for an object) to @v. */
 static struct qjson *qjson_push(struct qjson_parser *p, struct qjson *v, char *key)
 {
@@ -265,8 +300,10 @@ static void qjson_value(struct qjson_parser *p, struct qjson *v, int depth)
 	if (*p->s == '-' || (*p->s >= '0' && *p->s <= '9')) {
 		const char *start = p->s;
 
-		while (p->s < p->end && strchr("+-.eE0123456789", *p->s))
-			p->s++;
+		if (!qjson_number_end(p)) {
+			qjson_fail(p, "malformed number");
+			return;
+		}
 		v->type = QJSON_NUMBER;
 		v->text = strndup(start, (size_t)(p->s - start));
 		if (!v->text)
