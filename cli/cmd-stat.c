@@ -28,8 +28,9 @@ static const char usage_text[] =
 	"List the KVM virtual machines of this host with their vCPU threads and the counters\n"
 	"that can be read from outside the VMM: user, system and guest time (procfs, tick\n"
 	"based), exact on-CPU and run-queue time (schedstat), and the per-VM KVM debugfs\n"
-	"counters where the kernel allows reading them. Without --once, prints the same every\n"
-	"interval with the growth since the previous one.\n"
+	"counters where the kernel allows reading them; then each host CPU's time by kind,\n"
+	"with guest and steal time apart (top and vmstat fold guest into user). Without\n"
+	"--once, prints the same every interval with the growth since the previous one.\n"
 	"\n"
 	"Options:\n"
 	"  -1, --once               print once and exit\n"
@@ -229,6 +230,93 @@ static const char *kvm_explain(int err)
 	return vms_strerror(err);
 }
 
+/* ---- host CPUs: guest and steal time, which top and vmstat fold into user ---- */
+
+enum { HC_USER, HC_NICE, HC_SYSTEM, HC_IRQ, HC_GUEST, HC_STEAL, HC_IOWAIT, HC_IDLE, HC_N };
+static const char *const hc_name[HC_N] = { "user",  "nice",  "system", "irq",
+					   "guest", "steal", "iowait", "idle" };
+
+/* Shares of CPU @c's time since @p (NULL: since boot); false when no tick passed. The
+ * user and nice shares leave guest time out: it is a share of its own. */
+static bool host_shares(const struct vms_host_cpu *c, const struct vms_host_cpu *p,
+			double share[HC_N])
+{
+	static const struct vms_host_cpu zero;
+	const struct vms_host_cpu *b = p ? p : &zero;
+	double d[HC_N], total = 0;
+
+#define HD(f) ((double)(c->f >= b->f ? c->f - b->f : 0))
+	d[HC_GUEST] = HD(guest) + HD(guest_nice);
+	d[HC_USER] = HD(user) > HD(guest) ? HD(user) - HD(guest) : 0;
+	d[HC_NICE] = HD(nice) > HD(guest_nice) ? HD(nice) - HD(guest_nice) : 0;
+	d[HC_SYSTEM] = HD(system);
+	d[HC_IRQ] = HD(irq) + HD(softirq);
+	d[HC_STEAL] = HD(steal);
+	d[HC_IOWAIT] = HD(iowait);
+	d[HC_IDLE] = HD(idle);
+#undef HD
+	for (int k = 0; k < HC_N; k++)
+		total += d[k];
+	for (int k = 0; k < HC_N; k++)
+		share[k] = total > 0 ? d[k] / total : 0;
+	return total > 0;
+}
+
+static const struct vms_host_cpu *host_prev(const struct vms_host_cpu *prev, size_t nprev, int cpu)
+{
+	for (size_t i = 0; i < nprev; i++)
+		if (prev[i].cpu == cpu)
+			return &prev[i];
+	return NULL;
+}
+
+static void print_host_table(const struct vms_host_cpu *cpus, size_t n,
+			     const struct vms_host_cpu *prev, size_t nprev, double dt)
+{
+	if (prev)
+		printf("Host CPUs over the last %.1f s (%% of each CPU; user leaves guest out):\n",
+		       dt);
+	else
+		printf("Host CPUs since boot (%% of each CPU; user leaves guest out):\n");
+	printf("  CPU");
+	for (int k = 0; k < HC_N; k++)
+		printf(" %7s", hc_name[k]);
+	printf("\n");
+	for (size_t i = 0; i < n; i++) {
+		double sh[HC_N];
+
+		if (!host_shares(&cpus[i], prev ? host_prev(prev, nprev, cpus[i].cpu) : NULL, sh))
+			continue;
+		printf("  %3d", cpus[i].cpu);
+		for (int k = 0; k < HC_N; k++)
+			printf(" %6.1f%%", 100 * sh[k]);
+		printf("\n");
+	}
+}
+
+static void json_host(struct vms_json *j, const struct vms_host_cpu *cpus, size_t n,
+		      const struct vms_host_cpu *prev, size_t nprev, double dt)
+{
+	vms_json_object_begin(j, "host_cpus");
+	if (prev)
+		vms_json_double(j, "interval_s", dt);
+	vms_json_bool(j, "since_boot", !prev);
+	vms_json_array_begin(j, "cpus");
+	for (size_t i = 0; i < n; i++) {
+		double sh[HC_N];
+
+		if (!host_shares(&cpus[i], prev ? host_prev(prev, nprev, cpus[i].cpu) : NULL, sh))
+			continue;
+		vms_json_object_begin(j, NULL);
+		vms_json_i64(j, "cpu", cpus[i].cpu);
+		for (int k = 0; k < HC_N; k++)
+			vms_json_double(j, hc_name[k], sh[k]);
+		vms_json_object_end(j);
+	}
+	vms_json_array_end(j);
+	vms_json_object_end(j);
+}
+
 static void print_table(const struct stat_args *a, struct vms_host_vm *vms, size_t n,
 			const struct vms_host_vm *prev, size_t nprev, double dt,
 			const struct kvm_snapshot *ks, const struct kvm_snapshot *pks)
@@ -375,7 +463,9 @@ static void json_kvm_stats(struct vms_json *j, int pid, int fd)
 	vms_stats_free(st);
 }
 
-static void print_json(const struct stat_args *a, struct vms_host_vm *vms, size_t n, uint64_t ts_ns)
+static void print_json(const struct stat_args *a, struct vms_host_vm *vms, size_t n, uint64_t ts_ns,
+		       const struct vms_host_cpu *cpus, size_t ncpus,
+		       const struct vms_host_cpu *hprev, size_t nhprev, double dt)
 {
 	struct vms_json j;
 
@@ -437,6 +527,8 @@ static void print_json(const struct stat_args *a, struct vms_host_vm *vms, size_
 		vms_json_object_end(&j);
 	}
 	vms_json_array_end(&j);
+	if (cpus)
+		json_host(&j, cpus, ncpus, hprev, nhprev, dt);
 	vms_json_object_end(&j);
 	vms_json_finish(&j);
 }
@@ -462,7 +554,8 @@ static int cmd_stat_run(int argc, char **argv)
 	struct stat_args a;
 	struct vms_host_vm *prev = NULL;
 	struct kvm_snapshot ks_prev = { NULL, 0 };
-	size_t nprev = 0;
+	struct vms_host_cpu *hprev = NULL;
+	size_t nprev = 0, nhprev = 0;
 	uint64_t prev_ts = 0;
 	unsigned long long reports = 0;
 	int ret = parse_args(argc, argv, &a), rc = 0;
@@ -474,21 +567,27 @@ static int cmd_stat_run(int argc, char **argv)
 	signal(SIGTERM, on_sigint);
 	while (!interrupted) {
 		struct vms_host_vm *vms;
-		size_t n, matched = 0;
+		struct vms_host_cpu *cpus = NULL;
+		size_t n, matched = 0, ncpus = 0;
 		uint64_t ts;
+		double dt;
 
 		ret = vms_host_vms_list(NULL, &vms, &n);
 		if (ret) {
 			vms_host_vms_free(prev, nprev);
 			free(ks_prev.vcpus);
+			free(hprev);
 			return cli_error(CMD, "cannot list processes in /proc: %s",
 					 vms_strerror(ret));
 		}
 		ts = mono_ns();
+		dt = prev_ts ? (ts - prev_ts) / 1e9 : 0;
+		/* Without it the report lacks its host section, nothing else. */
+		vms_host_cpus_read(NULL, &cpus, &ncpus);
 		for (size_t i = 0; i < n; i++)
 			matched += vm_selected(&a, &vms[i]);
 		if (a.format == CLI_FORMAT_JSON)
-			print_json(&a, vms, n, ts);
+			print_json(&a, vms, n, ts, cpus, ncpus, hprev, nhprev, dt);
 		else if (a.format == CLI_FORMAT_CSV)
 			print_csv(&a, vms, n, reports == 0, ts);
 		else if (!matched && !a.pid && !a.guest)
@@ -502,6 +601,11 @@ static int cmd_stat_run(int argc, char **argv)
 			free(ks_prev.vcpus);
 			ks_prev = ks;
 		}
+		if (a.format == CLI_FORMAT_TABLE && cpus && (matched || (!a.pid && !a.guest)))
+			print_host_table(cpus, ncpus, hprev, nhprev, dt);
+		free(hprev);
+		hprev = cpus;
+		nhprev = ncpus;
 		if (!matched && (a.pid || a.guest)) {
 			if (a.pid && a.guest)
 				cli_error(CMD, "no VM named %s with pid %d", a.guest, a.pid);
@@ -530,6 +634,7 @@ static int cmd_stat_run(int argc, char **argv)
 	}
 	vms_host_vms_free(prev, nprev);
 	free(ks_prev.vcpus);
+	free(hprev);
 	return rc;
 }
 

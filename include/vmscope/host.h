@@ -80,6 +80,22 @@ VMS_API void vms_host_vms_free(struct vms_host_vm *vms, size_t count);
  */
 VMS_API int vms_host_vcpu_read(const char *proc_root, int pid, struct vms_host_vcpu *vcpu);
 
+/* One host CPU's line of /proc/stat, in USER_HZ ticks. Guest time is counted inside user
+ * (and guest_nice inside nice): the CPU's own user time is user - guest. */
+struct vms_host_cpu {
+	int cpu;
+	uint64_t user, nice, system, idle, iowait, irq, softirq, steal, guest, guest_nice;
+};
+
+/**
+ * vms_host_cpus_read() - the per-CPU lines of /proc/stat
+ * @proc_root: NULL for "/proc"
+ * @out: receives a malloc'ed array, by CPU number (free() it)
+ * @count: receives its length
+ * Return: 0, or a negative errno (-VMS_E_PARSE when no CPU line parses).
+ */
+VMS_API int vms_host_cpus_read(const char *proc_root, struct vms_host_cpu **out, size_t *count);
+
 /* Which KVM implementation serves /dev/kvm. */
 enum vms_kvm_flavor {
 	VMS_KVM_NONE,	 /* no KVM module loaded */

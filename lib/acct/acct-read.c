@@ -444,41 +444,30 @@ static void read_cg2(struct reader *r, const char *cg)
 
 static void read_proc_stat(struct reader *r)
 {
-	static const char *const col[] = { "user", "nice",    "system", "idle",	 "iowait",
-					   "irq",  "softirq", "steal",	"guest", "guest_nice" };
-	char path[PATH_LEN], *buf, *save = NULL, *line;
-	unsigned int ncpus = 0;
+	struct vms_host_cpu *cpus;
+	size_t n;
+	int err = vms_host_cpus_read(r->proc, &cpus, &n);
 
-	buf = malloc(1 << 16);
-	if (!buf) {
-		r->err = -ENOMEM;
+	if (err) {
+		put_str(r, "err.stat", "%s/stat: %s", r->proc, vms_strerror(err));
 		return;
 	}
-	snprintf(path, sizeof(path), "%s/stat", r->proc);
-	if (vms_read_text(path, buf, 1 << 16) < 0) {
-		put_str(r, "err.stat", "%s: %s", path, strerror(errno));
-		free(buf);
-		return;
-	}
-	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		unsigned int cpu;
-		char *p, *end;
+	for (size_t i = 0; i < n; i++) {
+		const struct vms_host_cpu *c = &cpus[i];
 
-		if (strncmp(line, "cpu", 3) || line[3] < '0' || line[3] > '9' ||
-		    sscanf(line + 3, "%u", &cpu) != 1)
-			continue;
-		p = strchr(line, ' ');
-		for (size_t c = 0; p && c < VMS_ARRAY_SIZE(col); c++, p = end) {
-			uint64_t v = strtoull(p, &end, 10);
-
-			if (end == p)
-				break;
-			put(r, v, "stat.cpu%u.%s", cpu, col[c]);
-		}
-		ncpus++;
+		put(r, c->user, "stat.cpu%d.user", c->cpu);
+		put(r, c->nice, "stat.cpu%d.nice", c->cpu);
+		put(r, c->system, "stat.cpu%d.system", c->cpu);
+		put(r, c->idle, "stat.cpu%d.idle", c->cpu);
+		put(r, c->iowait, "stat.cpu%d.iowait", c->cpu);
+		put(r, c->irq, "stat.cpu%d.irq", c->cpu);
+		put(r, c->softirq, "stat.cpu%d.softirq", c->cpu);
+		put(r, c->steal, "stat.cpu%d.steal", c->cpu);
+		put(r, c->guest, "stat.cpu%d.guest", c->cpu);
+		put(r, c->guest_nice, "stat.cpu%d.guest_nice", c->cpu);
 	}
-	free(buf);
-	put(r, ncpus, "meta.ncpus");
+	free(cpus);
+	put(r, n, "meta.ncpus");
 }
 
 /* Kernel configuration that decides how CPU time is accounted. */
