@@ -28,7 +28,9 @@ static const char usage_text[] =
 	"List the KVM virtual machines of this host with their vCPU threads and the counters\n"
 	"that can be read from outside the VMM: user, system and guest time (procfs, tick\n"
 	"based), exact on-CPU and run-queue time (schedstat), and the per-VM KVM debugfs\n"
-	"counters where the kernel allows reading them; then each host CPU's time by kind,\n"
+	"counters where the kernel allows reading them; kvm trace events counted in the kernel\n"
+	"per vCPU thread (exits to the VMM by reason, MMIO, port I/O, hypercalls, wake-ups:\n"
+	"perf counters, no tracing); then each host CPU's time by kind,\n"
 	"with guest and steal time apart (top and vmstat fold guest into user). Without\n"
 	"--once, prints the same every interval with the growth since the previous one.\n"
 	"\n"
@@ -39,13 +41,14 @@ static const char usage_text[] =
 	"  -p, --pid PID            only the VM of this process\n"
 	"  -g, --guest NAME         only VMs with this name\n"
 	"  -f, --format FMT         table, csv or json [table]\n"
+	"      --no-events          do not count kvm trace events per vCPU thread\n"
 	"  -v, --verbose            library detail on stderr\n"
 	"  -h, --help               this text\n"
 	"\n"
 	"Exit status: 0, 1 when no VM matched -p/-g, 2 for a wrong command line.\n";
 
 struct stat_args {
-	bool once, verbose;
+	bool once, verbose, events;
 	uint64_t interval_ns;
 	unsigned long long count;
 	int pid;
@@ -64,12 +67,14 @@ static int parse_args(int argc, char **argv, struct stat_args *a)
 		{ "format", required_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "no-events", no_argument, NULL, 'E' },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long long u;
 	int c;
 
 	memset(a, 0, sizeof(*a));
+	a->events = true;
 	a->interval_ns = 1000000000ULL;
 	opterr = 0;
 	optind = 1;
@@ -106,6 +111,9 @@ static int parse_args(int argc, char **argv, struct stat_args *a)
 			break;
 		case 'v':
 			a->verbose = true;
+			break;
+		case 'E':
+			a->events = false;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -228,6 +236,218 @@ static const char *kvm_explain(int err)
 	if (err == -ENOSYS)
 		return "this kernel lacks pidfd_getfd (Linux 5.6)";
 	return vms_strerror(err);
+}
+
+/* ---- kernel-counted events per vCPU thread (perf tracepoint counters) ---- */
+
+/* kvm_stat's way where the kernel has no hist triggers: one counter per thread and event,
+ * user-space exits split by reason with filters. kvm_exit never fires on KVM-PVM. */
+static const struct {
+	const char *key, *title;
+	struct vms_tp_event ev;
+} tp_events[] = {
+	{ "kvm_exit", "kvm_exit", { "kvm", "kvm_exit", NULL } },
+	{ "userspace_exit", "to-VMM", { "kvm", "kvm_userspace_exit", NULL } },
+	{ "userspace_exit.io", "io", { "kvm", "kvm_userspace_exit", "reason == 2" } },
+	{ "userspace_exit.mmio", "mmio", { "kvm", "kvm_userspace_exit", "reason == 6" } },
+	{ "userspace_exit.msr",
+	  "msr",
+	  { "kvm", "kvm_userspace_exit", "reason == 29 || reason == 30" } },
+	{ "userspace_exit.intr", "intr", { "kvm", "kvm_userspace_exit", "reason == 10" } },
+	{ "kvm_mmio", "kvm_mmio", { "kvm", "kvm_mmio", NULL } },
+	{ "kvm_pio", "kvm_pio", { "kvm", "kvm_pio", NULL } },
+	{ "kvm_hypercall", "hcall", { "kvm", "kvm_hypercall", NULL } },
+	{ "kvm_vcpu_wakeup", "wakeup", { "kvm", "kvm_vcpu_wakeup", NULL } },
+};
+#define NTP (sizeof(tp_events) / sizeof(tp_events[0]))
+
+/* The counters of one VM's vCPU threads, kept from report to report. */
+struct tp_vm {
+	int pid;
+	size_t ntids;
+	int *tids;
+	struct vms_tpcount *tc;
+	uint64_t *now, *prev; /* ntids x NTP */
+	bool *valid, has_prev, seen;
+	unsigned int reads;
+	int err;
+	char msg[200];
+};
+
+static struct tp_vm *tpv;
+static size_t ntpv;
+
+static void tp_vm_clear(struct tp_vm *t)
+{
+	vms_tpcount_free(t->tc);
+	free(t->tids);
+	free(t->now);
+	free(t->prev);
+	free(t->valid);
+	memset(t, 0, sizeof(*t));
+}
+
+static bool tp_same_threads(const struct tp_vm *t, const struct vms_host_vm *vm)
+{
+	if (t->ntids != vm->nvcpus)
+		return false;
+	for (size_t i = 0; i < vm->nvcpus; i++)
+		if (t->tids[i] != vm->vcpus[i].tid)
+			return false;
+	return true;
+}
+
+static void tp_open(struct tp_vm *t, const struct vms_host_vm *vm)
+{
+	struct vms_tp_event ev[NTP];
+
+	tp_vm_clear(t);
+	t->pid = vm->pid;
+	t->seen = true;
+	t->ntids = vm->nvcpus;
+	t->tids = calloc(vm->nvcpus ? vm->nvcpus : 1, sizeof(int));
+	t->now = calloc(vm->nvcpus * NTP + 1, sizeof(uint64_t));
+	t->prev = calloc(vm->nvcpus * NTP + 1, sizeof(uint64_t));
+	t->valid = calloc(vm->nvcpus * NTP + 1, sizeof(bool));
+	if (!t->tids || !t->now || !t->prev || !t->valid) {
+		t->err = -ENOMEM;
+		return;
+	}
+	for (size_t i = 0; i < vm->nvcpus; i++)
+		t->tids[i] = vm->vcpus[i].tid;
+	for (size_t e = 0; e < NTP; e++)
+		ev[e] = tp_events[e].ev;
+	if (vm->nvcpus)
+		t->err = vms_tpcount_open(ev, NTP, t->tids, t->ntids, &t->tc, t->msg,
+					  sizeof(t->msg));
+}
+
+/* Open counters for new VMs (or VMs whose threads changed), read all, drop gone VMs. */
+static void tp_update(const struct stat_args *a, struct vms_host_vm *vms, size_t n)
+{
+	for (size_t k = 0; k < ntpv; k++)
+		tpv[k].seen = false;
+	for (size_t i = 0; i < n; i++) {
+		struct tp_vm *t = NULL;
+
+		if (!vm_selected(a, &vms[i]))
+			continue;
+		for (size_t k = 0; k < ntpv; k++)
+			if (tpv[k].pid == vms[i].pid)
+				t = &tpv[k];
+		if (!t) {
+			struct tp_vm *p = realloc(tpv, (ntpv + 1) * sizeof(*p));
+
+			if (!p)
+				continue;
+			tpv = p;
+			t = &tpv[ntpv++];
+			memset(t, 0, sizeof(*t));
+		}
+		if (!t->pid || !tp_same_threads(t, &vms[i]))
+			tp_open(t, &vms[i]);
+		t->seen = true;
+		if (!t->tc)
+			continue;
+		memcpy(t->prev, t->now, t->ntids * NTP * sizeof(uint64_t));
+		/* Rates need two readings: the first follows the opening by less than the
+		 * interval. */
+		t->has_prev = t->reads++ > 0;
+		vms_tpcount_read(t->tc, t->now, t->valid);
+	}
+	/* VMs that are gone: their counters go too. */
+	for (size_t k = 0; k < ntpv;) {
+		if (tpv[k].seen) {
+			k++;
+			continue;
+		}
+		tp_vm_clear(&tpv[k]);
+		tpv[k] = tpv[--ntpv];
+	}
+}
+
+static void tp_free_all(void)
+{
+	for (size_t k = 0; k < ntpv; k++)
+		tp_vm_clear(&tpv[k]);
+	free(tpv);
+	tpv = NULL;
+	ntpv = 0;
+}
+
+static struct tp_vm *tp_find(int pid)
+{
+	for (size_t k = 0; k < ntpv; k++)
+		if (tpv[k].pid == pid)
+			return &tpv[k];
+	return NULL;
+}
+
+static void print_tp_table(const struct vms_host_vm *vm, bool rates, double dt)
+{
+	const struct tp_vm *t = tp_find(vm->pid);
+
+	if (!t || !vm->nvcpus)
+		return;
+	if (!t->tc) {
+		printf("  kernel-counted events: %s\n",
+		       t->err == -EACCES || t->err == -EPERM
+			       ? "not permitted (needs root or perf_event_paranoid <= 1)"
+		       : t->msg[0] ? t->msg
+				   : vms_strerror(t->err));
+		return;
+	}
+	rates = rates && t->has_prev;
+	printf("  kernel-counted events (tracepoints), %s:\n",
+	       rates ? "per second over the interval" : "counts since vmscope began counting");
+	printf("  %-4s", "vcpu");
+	for (size_t e = 0; e < NTP; e++)
+		printf(" %9s", tp_events[e].title);
+	printf("\n");
+	for (size_t i = 0; i < t->ntids; i++) {
+		printf("  %-4d", vm->vcpus[i].vcpu);
+		for (size_t e = 0; e < NTP; e++) {
+			size_t x = i * NTP + e;
+
+			if (!t->valid[x])
+				printf(" %9s", "-");
+			else if (rates && t->has_prev && dt > 0)
+				printf(" %9.0f", (double)(t->now[x] - t->prev[x]) / dt);
+			else
+				printf(" %9" PRIu64, t->now[x]);
+		}
+		printf("\n");
+	}
+}
+
+static void json_tp(struct vms_json *j, int pid, int tid, double dt)
+{
+	const struct tp_vm *t = tp_find(pid);
+	size_t i;
+
+	if (!t)
+		return;
+	if (!t->tc) {
+		vms_json_string(j, "events_error", t->msg[0] ? t->msg : vms_strerror(t->err));
+		return;
+	}
+	for (i = 0; i < t->ntids && t->tids[i] != tid; i++)
+		;
+	if (i == t->ntids)
+		return;
+	vms_json_object_begin(j, "events");
+	for (size_t e = 0; e < NTP; e++) {
+		size_t x = i * NTP + e;
+
+		if (!t->valid[x])
+			continue;
+		vms_json_object_begin(j, tp_events[e].key);
+		vms_json_u64(j, "count", t->now[x]);
+		if (t->has_prev && dt > 0)
+			vms_json_double(j, "per_s", (double)(t->now[x] - t->prev[x]) / dt);
+		vms_json_object_end(j);
+	}
+	vms_json_object_end(j);
 }
 
 /* ---- host CPUs: guest and steal time, which top and vmstat fold into user ---- */
@@ -413,6 +633,8 @@ static void print_table(const struct stat_args *a, struct vms_host_vm *vms, size
 			}
 			printf("\n");
 		}
+		if (a->events)
+			print_tp_table(vm, pv != NULL, dt);
 	}
 }
 
@@ -521,6 +743,8 @@ static void print_json(const struct stat_args *a, struct vms_host_vm *vms, size_
 			vms_json_u64(&j, "runq_wait_ns", v->wait_ns);
 			vms_json_u64(&j, "slices", v->slices);
 			json_kvm_stats(&j, vm->pid, v->stats_fd);
+			if (a->events)
+				json_tp(&j, vm->pid, v->tid, dt);
 			vms_json_object_end(&j);
 		}
 		vms_json_array_end(&j);
@@ -586,6 +810,8 @@ static int cmd_stat_run(int argc, char **argv)
 		vms_host_cpus_read(NULL, &cpus, &ncpus);
 		for (size_t i = 0; i < n; i++)
 			matched += vm_selected(&a, &vms[i]);
+		if (a.events && a.format != CLI_FORMAT_CSV)
+			tp_update(&a, vms, n);
 		if (a.format == CLI_FORMAT_JSON)
 			print_json(&a, vms, n, ts, cpus, ncpus, hprev, nhprev, dt);
 		else if (a.format == CLI_FORMAT_CSV)
@@ -635,6 +861,7 @@ static int cmd_stat_run(int argc, char **argv)
 	vms_host_vms_free(prev, nprev);
 	free(ks_prev.vcpus);
 	free(hprev);
+	tp_free_all();
 	return rc;
 }
 

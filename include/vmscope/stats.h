@@ -153,6 +153,39 @@ VMS_API const char *vms_stats_last_error(void);
  */
 VMS_API int vms_stats_open_remote(int pid, int remote_fd, struct vms_stats **out);
 
+/* ---- kernel-counted trace events per thread (kvm_stat's counters) ---- */
+
+/* A trace event to count, with an optional ftrace filter (e.g. "reason == 6"). */
+struct vms_tp_event {
+	const char *system, *name, *filter;
+};
+
+struct vms_tpcount;
+
+/**
+ * vms_tpcount_open() - count events @ev in each of threads @tids, in the kernel
+ * @out: receives the counters; free with vms_tpcount_free()
+ * @msg: the last reason a counter could not be opened (an event this kernel lacks is
+ *       skipped silently and reads as not valid)
+ *
+ * One counting perf event (PERF_TYPE_TRACEPOINT) per thread and event: needs root or
+ * perf_event_paranoid <= 1 for another user's threads. Counting starts now.
+ * Return: 0 when at least one counter opened, else a negative errno (-EACCES, -ENOENT...).
+ */
+VMS_API int vms_tpcount_open(const struct vms_tp_event *ev, size_t nev, const int *tids,
+			     size_t ntids, struct vms_tpcount **out, char *msg, size_t msglen);
+
+/**
+ * vms_tpcount_read() - the counts since vms_tpcount_open()
+ * @counts, @valid: ntids x nev entries, thread-major (counts[t * nev + e]); a thread that
+ *                  exited keeps its last count, an event that could not be counted is not
+ *                  valid. Return: 0.
+ */
+VMS_API int vms_tpcount_read(struct vms_tpcount *tc, uint64_t *counts, bool *valid);
+
+/** vms_tpcount_free() - close the counters; NULL is a no-op. */
+VMS_API void vms_tpcount_free(struct vms_tpcount *tc);
+
 /* ---- debugfs: /sys/kernel/debug/kvm/<pid>-<fd>/ ---- */
 
 /* One file of a per-VM debugfs folder. */
