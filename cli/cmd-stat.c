@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,14 @@ static const char usage_text[] =
 	"  -g, --guest NAME         only VMs with this name\n"
 	"  -f, --format FMT         table, csv or json [table]\n"
 	"      --no-events          do not count kvm trace events per vCPU thread\n"
+	"  -l, --log                log: one line per VM, vCPU and field with a timestamp\n"
+	"                           (text, CSV with one header, or JSON lines by --format)\n"
+	"  -F, --fields REGEX       with --log: only the fields this regex matches\n"
+	"  -z, --skip-zero          with --log: leave out rows whose rate (or value) is 0\n"
+	"  -o, --output FILE        with --log: append to FILE instead of stdout\n"
+	"      --rotate-size BYTES  rotate FILE to FILE.1 ... once it is this large\n"
+	"      --rotate-time TIME   rotate FILE once it is this old\n"
+	"      --keep N             rotated files kept [5]\n"
 	"  -v, --verbose            library detail on stderr\n"
 	"  -h, --help               this text\n"
 	"\n"
@@ -49,6 +59,11 @@ static const char usage_text[] =
 
 struct stat_args {
 	bool once, verbose, events;
+	bool log, skip_zero, has_fields;
+	regex_t fields;			 /* --fields: which log rows */
+	const char *output;		 /* --output: log into this file, not stdout */
+	uint64_t rotate_size, rotate_ns; /* rotate --output past this size or age; 0: never */
+	unsigned int keep;		 /* rotated files kept */
 	uint64_t interval_ns;
 	unsigned long long count;
 	int pid;
@@ -68,6 +83,13 @@ static int parse_args(int argc, char **argv, struct stat_args *a)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "no-events", no_argument, NULL, 'E' },
+		{ "log", no_argument, NULL, 'l' },
+		{ "fields", required_argument, NULL, 'F' },
+		{ "skip-zero", no_argument, NULL, 'z' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "rotate-size", required_argument, NULL, 'S' },
+		{ "rotate-time", required_argument, NULL, 'T' },
+		{ "keep", required_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long long u;
@@ -75,10 +97,11 @@ static int parse_args(int argc, char **argv, struct stat_args *a)
 
 	memset(a, 0, sizeof(*a));
 	a->events = true;
+	a->keep = 5;
 	a->interval_ns = 1000000000ULL;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "1s:n:p:g:f:vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "1s:n:p:g:f:vhlF:zo:", longopts, NULL)) != -1) {
 		switch (c) {
 		case '1':
 			a->once = true;
@@ -115,6 +138,49 @@ static int parse_args(int argc, char **argv, struct stat_args *a)
 		case 'E':
 			a->events = false;
 			break;
+		case 'l':
+			a->log = true;
+			break;
+		case 'z':
+			a->skip_zero = true;
+			break;
+		case 'F': {
+			int err;
+
+			if (a->has_fields)
+				regfree(&a->fields);
+			err = regcomp(&a->fields, optarg, REG_EXTENDED | REG_NOSUB);
+			if (err) {
+				char why[128];
+
+				regerror(err, &a->fields, why, sizeof(why));
+				return cli_usage_error(CMD, "bad --fields regex '%s': %s", optarg,
+						       why);
+			}
+			a->has_fields = true;
+			break;
+		}
+		case 'o':
+			a->output = optarg;
+			break;
+		case 'S':
+			if (cli_parse_uint(optarg, UINT64_MAX / 2, &u) || u < 1024)
+				return cli_usage_error(
+					CMD, "bad --rotate-size '%s' (bytes, 1024 or more)",
+					optarg);
+			a->rotate_size = u;
+			break;
+		case 'T':
+			if (cli_parse_duration(optarg, &a->rotate_ns) ||
+			    a->rotate_ns < 1000000000ULL)
+				return cli_usage_error(CMD, "bad --rotate-time '%s' (1s or more)",
+						       optarg);
+			break;
+		case 'k':
+			if (cli_parse_uint(optarg, 1000, &u) || !u)
+				return cli_usage_error(CMD, "bad --keep '%s' (1-1000)", optarg);
+			a->keep = (unsigned int)u;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
@@ -124,6 +190,12 @@ static int parse_args(int argc, char **argv, struct stat_args *a)
 	}
 	if (optind < argc)
 		return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+	if (!a->log &&
+	    (a->has_fields || a->skip_zero || a->output || a->rotate_size || a->rotate_ns))
+		return cli_usage_error(CMD, "--fields, --skip-zero, --output and --rotate-* go "
+					    "with --log");
+	if ((a->rotate_size || a->rotate_ns) && !a->output)
+		return cli_usage_error(CMD, "--rotate-size and --rotate-time rotate --output FILE");
 	return 0;
 }
 
@@ -757,6 +829,263 @@ static void print_json(const struct stat_args *a, struct vms_host_vm *vms, size_
 	vms_json_finish(&j);
 }
 
+/* ---- --log: one line per VM, vCPU and field, with a timestamp on every line ---- */
+
+struct log_sink {
+	FILE *f;
+	uint64_t opened_ns;
+	bool header; /* the CSV header is in this file */
+	int err;     /* errno of a failed write or rotation */
+};
+
+static int log_open(struct log_sink *ls, const struct stat_args *a, uint64_t now)
+{
+	ls->opened_ns = now;
+	if (!a->output) {
+		ls->f = stdout;
+		ls->header = false;
+		return 0;
+	}
+	ls->f = fopen(a->output, "ae");
+	if (!ls->f)
+		return -errno;
+	/* Appending to a CSV file that has its header already. */
+	ls->header = ftell(ls->f) > 0;
+	return 0;
+}
+
+/* FILE -> FILE.1 -> ... -> FILE.keep (dropped), then a new FILE. */
+static void log_rotate(struct log_sink *ls, const struct stat_args *a, uint64_t now)
+{
+	char from[4096], to[4096];
+	long size;
+
+	if (!a->output || !ls->f)
+		return;
+	size = ftell(ls->f);
+	if (!((a->rotate_size && size >= 0 && (uint64_t)size >= a->rotate_size) ||
+	      (a->rotate_ns && now - ls->opened_ns >= a->rotate_ns)))
+		return;
+	fclose(ls->f);
+	ls->f = NULL;
+	for (unsigned int k = a->keep; k >= 1; k--) {
+		if (k == 1)
+			snprintf(from, sizeof(from), "%s", a->output);
+		else
+			snprintf(from, sizeof(from), "%s.%u", a->output, k - 1);
+		snprintf(to, sizeof(to), "%s.%u", a->output, k);
+		if (rename(from, to) && errno != ENOENT && !ls->err)
+			ls->err = errno;
+	}
+	if (log_open(ls, a, now) && !ls->err)
+		ls->err = errno;
+}
+
+static void iso_time(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+static void csv_quoted(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+/* One row; @vcpu -1: the VM's sum. @rate NAN: not known yet (the first report). */
+static void log_row(struct log_sink *ls, const struct stat_args *a, const char *ts,
+		    const struct vms_host_vm *vm, int vcpu, const char *field, double value,
+		    double rate)
+{
+	FILE *f = ls->f;
+	char vc[16];
+
+	if (!f || (a->has_fields && regexec(&a->fields, field, 0, NULL, 0)))
+		return;
+	if (a->skip_zero && (isnan(rate) ? value : rate) == 0)
+		return;
+	if (vcpu < 0)
+		snprintf(vc, sizeof(vc), "all");
+	else
+		snprintf(vc, sizeof(vc), "%d", vcpu);
+	switch (a->format) {
+	case CLI_FORMAT_CSV:
+		if (!ls->header) {
+			fputs("timestamp,pid,vm,vcpu,field,value,per_s\n", f);
+			ls->header = true;
+		}
+		fprintf(f, "%s,%d,", ts, vm->pid);
+		csv_quoted(f, vm->name);
+		fprintf(f, ",%s,%s,%.9g,", vc, field, value);
+		if (!isnan(rate))
+			fprintf(f, "%.9g", rate);
+		fputc('\n', f);
+		break;
+	case CLI_FORMAT_JSON: {
+		struct vms_json j;
+
+		vms_json_init(&j, f, false);
+		vms_json_object_begin(&j, NULL);
+		vms_json_string(&j, "timestamp", ts);
+		vms_json_i64(&j, "pid", vm->pid);
+		vms_json_string(&j, "vm", vm->name);
+		if (vcpu < 0)
+			vms_json_string(&j, "vcpu", "all");
+		else
+			vms_json_i64(&j, "vcpu", vcpu);
+		vms_json_string(&j, "field", field);
+		vms_json_double(&j, "value", value);
+		if (isnan(rate))
+			vms_json_null(&j, "per_s");
+		else
+			vms_json_double(&j, "per_s", rate);
+		vms_json_object_end(&j);
+		vms_json_finish(&j); /* ends the line */
+		break;
+	}
+	default:
+		fprintf(f, "%s pid=%d vm=%s vcpu=%s %s=%.9g", ts, vm->pid, vm->name, vc, field,
+			value);
+		if (!isnan(rate))
+			fprintf(f, " per_s=%.9g", rate);
+		fputc('\n', f);
+		break;
+	}
+}
+
+#define LOG_CPU 5
+#define LOG_FIELDS (LOG_CPU + NKEYS + NTP)
+
+static const char *log_field_name(size_t k, char *buf, size_t len)
+{
+	static const char *const cpu[LOG_CPU] = { "cpu.run_s", "cpu.runq_wait_s", "cpu.user_s",
+						  "cpu.system_s", "cpu.guest_s" };
+
+	if (k < LOG_CPU)
+		return cpu[k];
+	if (k < LOG_CPU + NKEYS)
+		snprintf(buf, len, "kvm.%s", kvm_keys[k - LOG_CPU]);
+	else
+		snprintf(buf, len, "events.%s", tp_events[k - LOG_CPU - NKEYS].key);
+	return buf;
+}
+
+/* Field @k of vCPU thread @v now (*val) and in the previous report (*pval); false when
+ * the field is not known for it. */
+static bool log_field(size_t k, const struct vms_host_vm *vm, const struct vms_host_vcpu *v,
+		      const struct vms_host_vcpu *pv, const struct kvm_snapshot *ks,
+		      const struct kvm_snapshot *pks, double *val, double *pval, bool *has_prev)
+{
+	*has_prev = false;
+	if (k < LOG_CPU) {
+		const uint64_t *f[2][LOG_CPU] = {
+			{ &v->run_ns, &v->wait_ns, &v->user_ns, &v->system_ns, &v->guest_ns },
+			{ pv ? &pv->run_ns : NULL, pv ? &pv->wait_ns : NULL,
+			  pv ? &pv->user_ns : NULL, pv ? &pv->system_ns : NULL,
+			  pv ? &pv->guest_ns : NULL },
+		};
+
+		*val = (double)*f[0][k] / 1e9;
+		if (pv) {
+			*pval = (double)*f[1][k] / 1e9;
+			*has_prev = true;
+		}
+		return !(v->stat_err && v->schedstat_err);
+	}
+	if (k < LOG_CPU + NKEYS) {
+		const struct vcpu_kvm *kv = kvm_find(ks, vm->pid, v->tid);
+		const struct vcpu_kvm *pk = pks ? kvm_find(pks, vm->pid, v->tid) : NULL;
+		size_t key = k - LOG_CPU;
+
+		if (!kv || kv->err || kv->v[key] == UINT64_MAX)
+			return false;
+		*val = (double)kv->v[key];
+		if (pk && !pk->err && pk->v[key] != UINT64_MAX) {
+			*pval = (double)pk->v[key];
+			*has_prev = true;
+		}
+		return true;
+	}
+	{
+		const struct tp_vm *t = tp_find(vm->pid);
+		size_t e = k - LOG_CPU - NKEYS, i;
+
+		if (!t || !t->tc)
+			return false;
+		for (i = 0; i < t->ntids && t->tids[i] != v->tid; i++)
+			;
+		if (i == t->ntids || !t->valid[i * NTP + e])
+			return false;
+		*val = (double)t->now[i * NTP + e];
+		*pval = (double)t->prev[i * NTP + e];
+		*has_prev = t->has_prev;
+		return true;
+	}
+}
+
+static void log_report(struct log_sink *ls, const struct stat_args *a, struct vms_host_vm *vms,
+		       size_t n, const struct vms_host_vm *prev, size_t nprev, double dt,
+		       const struct kvm_snapshot *ks, const struct kvm_snapshot *pks)
+{
+	char ts[80], name[96];
+
+	iso_time(ts, sizeof(ts));
+	for (size_t i = 0; i < n; i++) {
+		const struct vms_host_vm *vm = &vms[i], *pvm = NULL;
+		double sum[LOG_FIELDS] = { 0 }, rsum[LOG_FIELDS] = { 0 };
+		bool any[LOG_FIELDS] = { false }, rate_ok[LOG_FIELDS];
+
+		if (!vm_selected(a, vm))
+			continue;
+		for (size_t k = 0; k < nprev; k++)
+			if (prev[k].pid == vm->pid)
+				pvm = &prev[k];
+		for (size_t k = 0; k < LOG_FIELDS; k++)
+			rate_ok[k] = dt > 0;
+		for (size_t j = 0; j < vm->nvcpus; j++) {
+			const struct vms_host_vcpu *v = &vm->vcpus[j], *pv = NULL;
+
+			for (size_t m = 0; pvm && m < pvm->nvcpus; m++)
+				if (pvm->vcpus[m].tid == v->tid)
+					pv = &pvm->vcpus[m];
+			for (size_t k = 0; k < LOG_FIELDS; k++) {
+				double val, pval = 0, rate = NAN;
+				bool has_prev;
+
+				if (!log_field(k, vm, v, pv, ks, pks, &val, &pval, &has_prev))
+					continue;
+				if (has_prev && dt > 0 && val >= pval)
+					rate = (val - pval) / dt;
+				else
+					rate_ok[k] = false;
+				log_row(ls, a, ts, vm, v->vcpu,
+					log_field_name(k, name, sizeof(name)), val, rate);
+				sum[k] += val;
+				rsum[k] += isnan(rate) ? 0 : rate;
+				any[k] = true;
+			}
+		}
+		/* The VM's sums, as kvm_stat shows them. */
+		for (size_t k = 0; k < LOG_FIELDS; k++)
+			if (any[k])
+				log_row(ls, a, ts, vm, -1, log_field_name(k, name, sizeof(name)),
+					sum[k], rate_ok[k] ? rsum[k] : NAN);
+	}
+	if (ls->f && (fflush(ls->f) || ferror(ls->f)) && !ls->err)
+		ls->err = errno ? errno : EIO;
+}
+
 static volatile sig_atomic_t interrupted;
 
 static void on_sigint(int sig)
@@ -779,14 +1108,23 @@ static int cmd_stat_run(int argc, char **argv)
 	struct vms_host_vm *prev = NULL;
 	struct kvm_snapshot ks_prev = { NULL, 0 };
 	struct vms_host_cpu *hprev = NULL;
+	struct log_sink ls = { NULL, 0, false, 0 };
 	size_t nprev = 0, nhprev = 0;
 	uint64_t prev_ts = 0;
 	unsigned long long reports = 0;
 	int ret = parse_args(argc, argv, &a), rc = 0;
 
-	if (ret)
+	if (ret) {
+		if (a.has_fields)
+			regfree(&a.fields);
 		return ret;
+	}
 	cli_setup_log(CMD, a.verbose);
+	if (a.log && (ret = log_open(&ls, &a, mono_ns()))) {
+		if (a.has_fields)
+			regfree(&a.fields);
+		return cli_error(CMD, "cannot open the log %s: %s", a.output, strerror(-ret));
+	}
 	signal(SIGINT, on_sigint);
 	signal(SIGTERM, on_sigint);
 	while (!interrupted) {
@@ -810,9 +1148,22 @@ static int cmd_stat_run(int argc, char **argv)
 		vms_host_cpus_read(NULL, &cpus, &ncpus);
 		for (size_t i = 0; i < n; i++)
 			matched += vm_selected(&a, &vms[i]);
-		if (a.events && a.format != CLI_FORMAT_CSV)
+		if (a.events && (a.log || a.format != CLI_FORMAT_CSV))
 			tp_update(&a, vms, n);
-		if (a.format == CLI_FORMAT_JSON)
+		if (a.log) {
+			struct kvm_snapshot ks;
+
+			kvm_snapshot_take(&ks, vms, n);
+			log_rotate(&ls, &a, ts);
+			log_report(&ls, &a, vms, n, prev, nprev, dt, &ks, &ks_prev);
+			free(ks_prev.vcpus);
+			ks_prev = ks;
+			if (ls.err) {
+				rc = cli_error(CMD, "writing the log %s failed: %s",
+					       a.output ? a.output : "(stdout)", strerror(ls.err));
+				interrupted = 1;
+			}
+		} else if (a.format == CLI_FORMAT_JSON)
 			print_json(&a, vms, n, ts, cpus, ncpus, hprev, nhprev, dt);
 		else if (a.format == CLI_FORMAT_CSV)
 			print_csv(&a, vms, n, reports == 0, ts);
@@ -827,7 +1178,8 @@ static int cmd_stat_run(int argc, char **argv)
 			free(ks_prev.vcpus);
 			ks_prev = ks;
 		}
-		if (a.format == CLI_FORMAT_TABLE && cpus && (matched || (!a.pid && !a.guest)))
+		if (!a.log && a.format == CLI_FORMAT_TABLE && cpus &&
+		    (matched || (!a.pid && !a.guest)))
 			print_host_table(cpus, ncpus, hprev, nhprev, dt);
 		free(hprev);
 		hprev = cpus;
@@ -849,7 +1201,7 @@ static int cmd_stat_run(int argc, char **argv)
 		reports++;
 		if (a.once || (a.count && reports >= a.count))
 			break;
-		if (a.format == CLI_FORMAT_TABLE)
+		if (a.format == CLI_FORMAT_TABLE && !a.log)
 			printf("\n");
 		{
 			struct timespec ts_sleep = { (time_t)(a.interval_ns / 1000000000ULL),
@@ -862,6 +1214,10 @@ static int cmd_stat_run(int argc, char **argv)
 	free(ks_prev.vcpus);
 	free(hprev);
 	tp_free_all();
+	if (ls.f && ls.f != stdout && fclose(ls.f) && !rc)
+		rc = cli_error(CMD, "writing the log %s failed: %s", a.output, strerror(errno));
+	if (a.has_fields)
+		regfree(&a.fields);
 	return rc;
 }
 

@@ -26,7 +26,8 @@ SAMPLE = {"N": "1", "NAME": "x", "DUTY:TIME": "50:1s", "TIME": "1s", "RATE": "1"
           "PID": "1", "EVENT": "mmio", "KEY": "time", "VM": "x", "KIB": "64",
           "CLOCK": "local", "VER": "7", "ALG": "zstd", "ARG": "-S",
           "DUMP": "/nonexistent/vmscope-test-dump", "URI": "qemu:///system",
-          "A B": ["/nonexistent/vmscope-a", "/nonexistent/vmscope-b"]}
+          "A B": ["/nonexistent/vmscope-a", "/nonexistent/vmscope-b"], "REGEX": "exits",
+          "BYTES": "4096"}
 # "  -c, --vcpus N            text": an option line of a help text.
 OPTION_LINE = re.compile(r"^\s+(?:-(?P<short>\w),\s+)?--(?P<long>[a-z][a-z0-9-]*)"
                          r"(?: (?P<meta>[A-Z][A-Z0-9:,.\[\]]*(?: [A-Z][A-Z0-9]*)?))?(?:\s{2,}|$)")
