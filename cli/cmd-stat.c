@@ -455,6 +455,8 @@ static struct tp_vm *tp_find(int pid)
 	return NULL;
 }
 
+static bool tp_sum(const struct tp_vm *t, size_t e, uint64_t *now, uint64_t *prev);
+
 static void print_tp_table(const struct vms_host_vm *vm, bool rates, double dt)
 {
 	const struct tp_vm *t = tp_find(vm->pid);
@@ -490,6 +492,58 @@ static void print_tp_table(const struct vms_host_vm *vm, bool rates, double dt)
 		}
 		printf("\n");
 	}
+	/* The VM's sum, which is all kvm_stat shows. */
+	if (t->ntids > 1) {
+		printf("  %-4s", "all");
+		for (size_t e = 0; e < NTP; e++) {
+			uint64_t now, prev;
+
+			if (!tp_sum(t, e, &now, &prev))
+				printf(" %9s", "-");
+			else if (rates && dt > 0)
+				printf(" %9.0f", (double)(now - prev) / dt);
+			else
+				printf(" %9" PRIu64, now);
+		}
+		printf("\n");
+	}
+}
+
+/* Event @e summed over the VM's vCPU threads (now and at the previous report); false
+ * when no thread could count it. */
+static bool tp_sum(const struct tp_vm *t, size_t e, uint64_t *now, uint64_t *prev)
+{
+	bool any = false;
+
+	*now = *prev = 0;
+	for (size_t i = 0; i < t->ntids; i++)
+		if (t->valid[i * NTP + e]) {
+			*now += t->now[i * NTP + e];
+			*prev += t->prev[i * NTP + e];
+			any = true;
+		}
+	return any;
+}
+
+static void json_tp_vm(struct vms_json *j, int pid, double dt)
+{
+	const struct tp_vm *t = tp_find(pid);
+
+	if (!t || !t->tc)
+		return;
+	vms_json_object_begin(j, "events");
+	for (size_t e = 0; e < NTP; e++) {
+		uint64_t now, prev;
+
+		if (!tp_sum(t, e, &now, &prev))
+			continue;
+		vms_json_object_begin(j, tp_events[e].key);
+		vms_json_u64(j, "count", now);
+		if (t->has_prev && dt > 0)
+			vms_json_double(j, "per_s", (double)(now - prev) / dt);
+		vms_json_object_end(j);
+	}
+	vms_json_object_end(j);
 }
 
 static void json_tp(struct vms_json *j, int pid, int tid, double dt)
@@ -796,6 +850,8 @@ static void print_json(const struct stat_args *a, struct vms_host_vm *vms, size_
 		free(ds.entries);
 		vms_json_object_end(&j);
 		json_kvm_stats(&j, vm->pid, vm->vm_stats_fd);
+		if (a->events)
+			json_tp_vm(&j, vm->pid, dt);
 		vms_json_array_begin(&j, "vcpus");
 		for (size_t k = 0; k < vm->nvcpus; k++) {
 			const struct vms_host_vcpu *v = &vm->vcpus[k];

@@ -7,7 +7,7 @@ test VM, and VMs that come and go while stat runs.
    WRMSRs per second (all exits to the VMM): over a 2 s report, every vCPU's rate of
    userspace exits by reason (mmio, io, msr), of kvm_mmio and of kvm_pio is the guest's
    own rate (its truth: count / phase length) within 5 %; the total of exits to the VMM is
-   their sum within 5 %.
+   their sum within 5 %; the VM's row is the sum of its vCPUs'.
 2. stat -s 1s started before a VM exists, then the VM starts and ends: the reports (JSON
    lines, read back with the json module) show no VM, then the VM, then none again, and
    stat exits 0."""
@@ -57,6 +57,12 @@ def rates_vs_truth(tmp):
                                                 "userspace_exit.msr", "userspace_exit.intr"))
         check_close(ev["userspace_exit"]["per_s"], parts, 0.05 * parts,
                     "vCPU %d: all exits to the VMM = the sum of those by reason" % v["vcpu"])
+    vm = reports[1]["vms"][0]
+    for key in ("userspace_exit", "kvm_mmio", "kvm_pio"):
+        per = sum(v["events"][key]["per_s"] for v in vm["vcpus"] if "events" in v)
+        if check("events" in vm and key in vm["events"], "the VM's sum of %s" % key):
+            check_close(vm["events"][key]["per_s"], per, 1e-6 * per + 1e-9,
+                        "the VM's %s rate = the sum of its vCPUs'" % key)
 
 
 def come_and_go(tmp):
