@@ -459,6 +459,7 @@ static void fmt_s(char *buf, size_t len, double v)
 void validate_print_checks(const struct vms_acct_report *r, bool quiet)
 {
 	unsigned int count[VMS_CHECK_SKIP + 1] = { 0 };
+	bool printed = false;
 
 	for (size_t i = 0; i < r->nchecks; i++) {
 		const struct vms_check *k = &r->checks[i];
@@ -467,6 +468,7 @@ void validate_print_checks(const struct vms_acct_report *r, bool quiet)
 		count[k->status]++;
 		if (quiet && k->status != VMS_CHECK_WARN && k->status != VMS_CHECK_FAIL)
 			continue;
+		printed = true;
 		fmt_s(l, sizeof(l), k->lhs_s);
 		fmt_s(rv, sizeof(rv), k->rhs_s);
 		fmt_s(tol, sizeof(tol), k->tol_s);
@@ -481,9 +483,9 @@ void validate_print_checks(const struct vms_acct_report *r, bool quiet)
 		if (k->explain[0])
 			print_wrapped(k->explain, 6, 100);
 	}
-	printf("\n%u pass, %u info, %u warn, %u fail, %u skip: %s\n", count[VMS_CHECK_PASS],
-	       count[VMS_CHECK_INFO], count[VMS_CHECK_WARN], count[VMS_CHECK_FAIL],
-	       count[VMS_CHECK_SKIP],
+	printf("%s%u pass, %u info, %u warn, %u fail, %u skip: %s\n", printed ? "\n" : "",
+	       count[VMS_CHECK_PASS], count[VMS_CHECK_INFO], count[VMS_CHECK_WARN],
+	       count[VMS_CHECK_FAIL], count[VMS_CHECK_SKIP],
 	       r->fails	  ? "FAIL - this VM's accounting sources disagree"
 	       : r->warns ? "pass with warnings"
 			  : "pass");
