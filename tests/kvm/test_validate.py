@@ -9,9 +9,9 @@
    cgroups, which also count vmscope's own readings), the cgroup's usage equals the
    vCPU threads' run time within 1 % + 10 ms, the tick-based sources equal it within their
    sampling error, no check fails, and the calibration cgroups are gone afterwards.
-2. A test VM run by `vmscope testvm --daemon` at 60 % duty, validated over 2 s: each vCPU's
-   schedstat run time plus its run-queue delay is 60 % of the interval within 3 points (the
-   schedule is the truth; busy time the host did not give it, it waited for),
+2. A test VM run by `vmscope testvm --daemon` at 60 % duty, validated over 2 s: 60 % of the
+   interval (the schedule is the truth) lies between each vCPU's schedstat run time and
+   that plus its run-queue delay and the time stolen from its CPU, within 3 points,
    the threads' run time agrees with this script's own schedstat reading around it, no
    check fails, and the sources that cannot be read here (root cgroup) are skipped with a
    reason.
@@ -120,7 +120,9 @@ def validate_daemon(tmp):
     started.append(pid)
     time.sleep(0.6)
     before = schedstat(pid)
+    stolen = {v: steal_seconds({v}) for v in (0, 1)}
     p = run(["validate", "-g", name, "--interval", "2s", "--format", "json"], check=False)
+    stolen = {v: steal_seconds({v}) - stolen[v] for v in (0, 1)}
     after = schedstat(pid)
     if not check(p.returncode == 0, "validate -g exit %d: %s" % (p.returncode, p.stderr)):
         return name, pid
@@ -132,10 +134,14 @@ def validate_daemon(tmp):
         key = "vCPU %d run time" % v
         if not check(key in runs, "row %s" % key):
             continue
-        # Busy time the host did not give the vCPU, it spent waiting on the run queue.
+        # The duty lies between the time the vCPU ran and that plus the time it waited on
+        # the run queue (busy time the host did not give it, and late wake-ups) and the
+        # time the hypervisor under this machine stole from its CPU; 3 points either way.
         wait = runs.get("vCPU %d run-queue delay" % v, 0.0)
-        check_close((runs[key] + wait) / rep["interval_s"], 0.60, 0.03,
-                    "vCPU %d busy share (run %.3f s + run-queue delay %.3f s)" % (v, runs[key], wait))
+        lo, hi = runs[key] / rep["interval_s"], (runs[key] + wait + stolen[v]) / rep["interval_s"]
+        check(lo - 0.03 <= 0.60 <= hi + 0.03, "vCPU %d: 60 %% busy within [run %.3f, run + "
+              "delay %.3f + stolen %.3f] of %.3f s" % (v, runs[key], wait, stolen[v],
+                                                    rep["interval_s"]))
         comm = "CPU %d/KVM" % v
         outer = (after[comm] - before[comm]) / 1e9
         check(runs[key] <= outer + 0.001, "vCPU %d: validate's run %.3f within the outer "
