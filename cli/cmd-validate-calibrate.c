@@ -83,24 +83,14 @@ static void *run_vm(void *arg)
 	return NULL;
 }
 
-static bool delta(const struct vms_acct *a, const struct vms_acct *b, const char *key, double *out)
-{
-	uint64_t x, y;
-
-	if (vms_acct_get(a, key, &x) || vms_acct_get(b, key, &y) || y < x)
-		return false;
-	*out = (double)(y - x);
-	return true;
-}
-
 static void add(struct cal *c, unsigned int p, enum cal_src s, const struct vms_acct *a,
 		const struct vms_acct *b, const char *key, double scale)
 {
-	double d;
+	uint64_t d;
 
-	if (!delta(a, b, key, &d))
+	if (vms_acct_delta(a, b, key, &d))
 		return;
-	c->val[p][s] += d * scale;
+	c->val[p][s] += (double)d * scale;
 	c->has[p][s] = true;
 }
 

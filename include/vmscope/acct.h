@@ -63,6 +63,13 @@ VMS_API int vms_acct_set_str(struct vms_acct *a, const char *key, const char *te
 /** vms_acct_get() - a counter: 0 and *val, or -ENOENT (absent or a text). */
 VMS_API int vms_acct_get(const struct vms_acct *a, const char *key, uint64_t *val);
 
+/**
+ * vms_acct_delta() - growth of counter @key from snapshot @a to snapshot @b
+ * Return: 0 and *delta; -ENOENT (absent from either, or a text); -ERANGE (it went back).
+ */
+VMS_API int vms_acct_delta(const struct vms_acct *a, const struct vms_acct *b, const char *key,
+			   uint64_t *delta);
+
 /** vms_acct_str() - a text, owned by @a, or NULL (absent or a counter). */
 VMS_API const char *vms_acct_str(const struct vms_acct *a, const char *key);
 

@@ -29,9 +29,10 @@ struct vms_acct {
 /* Build a key with printf into @key (ACCT_KEY_BUF bytes): 0, or -EINVAL when too long. */
 int acct_vkey(char *key, const char *fmt, va_list ap);
 
-/* vms_acct_set() / vms_acct_get() with the key built by printf. */
-__attribute__((format(printf, 3, 4))) int acct_setf(struct vms_acct *a, uint64_t val,
-						    const char *fmt, ...);
+/* vms_acct_set() with the key built by vprintf: 0, -EINVAL (key), -ENOMEM. */
+int acct_vsetf(struct vms_acct *a, uint64_t val, const char *fmt, va_list ap);
+
+/* vms_acct_get() with the key built by printf. */
 __attribute__((format(printf, 3, 4))) int acct_getf(const struct vms_acct *a, uint64_t *val,
 						    const char *fmt, ...);
 

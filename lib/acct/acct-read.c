@@ -43,15 +43,12 @@ static void put(struct reader *r, uint64_t val, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void put(struct reader *r, uint64_t val, const char *fmt, ...)
 {
-	char key[ACCT_KEY_BUF];
 	va_list ap;
 	int err;
 
 	va_start(ap, fmt);
-	err = acct_vkey(key, fmt, ap);
+	err = acct_vsetf(r->a, val, fmt, ap);
 	va_end(ap);
-	if (!err)
-		err = vms_acct_set(r->a, key, val);
 	if (err == -ENOMEM && !r->err)
 		r->err = err;
 }

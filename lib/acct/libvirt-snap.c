@@ -14,17 +14,13 @@ static void put(struct vms_acct *a, bool has, uint64_t v, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static void put(struct vms_acct *a, bool has, uint64_t v, const char *fmt, ...)
 {
-	char key[ACCT_KEY_BUF];
 	va_list ap;
-	int err;
 
 	if (!has)
 		return;
 	va_start(ap, fmt);
-	err = acct_vkey(key, fmt, ap);
+	acct_vsetf(a, v, fmt, ap);
 	va_end(ap);
-	if (!err)
-		vms_acct_set(a, key, v);
 }
 
 int acct_read_libvirt(struct vms_acct *a, const char *uri, const char *domain)

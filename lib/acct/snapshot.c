@@ -139,15 +139,11 @@ int acct_vkey(char *key, const char *fmt, va_list ap)
 	return n < 0 || n >= ACCT_KEY_BUF ? -EINVAL : 0;
 }
 
-int acct_setf(struct vms_acct *a, uint64_t val, const char *fmt, ...)
+int acct_vsetf(struct vms_acct *a, uint64_t val, const char *fmt, va_list ap)
 {
 	char key[ACCT_KEY_BUF];
-	va_list ap;
-	int err;
+	int err = acct_vkey(key, fmt, ap);
 
-	va_start(ap, fmt);
-	err = acct_vkey(key, fmt, ap);
-	va_end(ap);
 	return err ? err : vms_acct_set(a, key, val);
 }
 
@@ -173,6 +169,19 @@ int vms_acct_get(const struct vms_acct *a, const char *key, uint64_t *val)
 	if (i < 0 || a->e[i].str)
 		return -ENOENT;
 	*val = a->e[i].val;
+	return 0;
+}
+
+int vms_acct_delta(const struct vms_acct *a, const struct vms_acct *b, const char *key,
+		   uint64_t *delta)
+{
+	uint64_t x, y;
+
+	if (vms_acct_get(a, key, &x) || vms_acct_get(b, key, &y))
+		return -ENOENT;
+	if (y < x)
+		return -ERANGE;
+	*delta = y - x;
 	return 0;
 }
 

@@ -43,11 +43,11 @@ struct ctx {
 /* Growth of counter @key between the snapshots; false when absent or going backwards. */
 static bool dk(const struct ctx *c, const char *key, double scale, double *out)
 {
-	uint64_t va, vb;
+	uint64_t d;
 
-	if (vms_acct_get(c->a, key, &va) || vms_acct_get(c->b, key, &vb) || vb < va)
+	if (vms_acct_delta(c->a, c->b, key, &d))
 		return false;
-	*out = (double)(vb - va) * scale;
+	*out = (double)d * scale;
 	return true;
 }
 

@@ -69,6 +69,29 @@ static void test_roundtrip(void **state)
 	vms_acct_free(b);
 }
 
+static void test_delta(void **state)
+{
+	struct vms_acct *a = vms_acct_new(), *b = vms_acct_new();
+	uint64_t d = 7;
+
+	(void)state;
+	set(a, "x", 10);
+	set(b, "x", 25);
+	set(a, "back", 5);
+	set(b, "back", 4);
+	set(a, "only.a", 1);
+	vms_acct_set_str(a, "t", "text");
+	vms_acct_set_str(b, "t", "text");
+	assert_int_equal(vms_acct_delta(a, b, "x", &d), 0);
+	assert_int_equal(d, 15);
+	assert_int_equal(vms_acct_delta(a, b, "back", &d), -ERANGE);
+	assert_int_equal(vms_acct_delta(a, b, "only.a", &d), -ENOENT);
+	assert_int_equal(vms_acct_delta(a, b, "t", &d), -ENOENT);
+	assert_int_equal(d, 15);
+	vms_acct_free(a);
+	vms_acct_free(b);
+}
+
 static void expect_parse_error(const char *text, const char *line)
 {
 	struct vms_acct *a = (struct vms_acct *)1;
@@ -336,6 +359,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_delta),
 		cmocka_unit_test(test_seed000_old_kernel),
 		cmocka_unit_test(test_new_kernel),
 		cmocka_unit_test(test_delay_polling_libvirt),
