@@ -764,6 +764,18 @@ static void print_table(const struct stat_args *a, struct vms_host_vm *vms, size
 	}
 }
 
+/* A CSV field, always quoted; a double quote inside is doubled (RFC 4180). */
+static void csv_quoted(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
 static void print_csv(const struct stat_args *a, struct vms_host_vm *vms, size_t n, bool header,
 		      uint64_t ts_ns)
 {
@@ -778,13 +790,11 @@ static void print_csv(const struct stat_args *a, struct vms_host_vm *vms, size_t
 		for (size_t j = 0; j < vm->nvcpus; j++) {
 			const struct vms_host_vcpu *v = &vm->vcpus[j];
 
-			/* Names are quoted; a double quote inside is doubled (RFC 4180). */
-			printf("%" PRIu64 ",%d,\"", ts_ns, vm->pid);
-			for (const char *c = vm->name; *c; c++)
-				printf(*c == '"' ? "\"\"" : "%c", *c);
-			printf("\",%d,%d,%d,%.2f,%.2f,%.2f,%.9f,%.9f,%" PRIu64 "\n", v->vcpu,
-			       v->tid, v->last_cpu, v->user_ns / 1e9, v->system_ns / 1e9,
-			       v->guest_ns / 1e9, v->run_ns / 1e9, v->wait_ns / 1e9, v->slices);
+			printf("%" PRIu64 ",%d,", ts_ns, vm->pid);
+			csv_quoted(stdout, vm->name);
+			printf(",%d,%d,%d,%.2f,%.2f,%.2f,%.9f,%.9f,%" PRIu64 "\n", v->vcpu, v->tid,
+			       v->last_cpu, v->user_ns / 1e9, v->system_ns / 1e9, v->guest_ns / 1e9,
+			       v->run_ns / 1e9, v->wait_ns / 1e9, v->slices);
 		}
 	}
 }
@@ -946,17 +956,6 @@ static void iso_time(char *buf, size_t len)
 	gmtime_r(&ts.tv_sec, &tm);
 	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000) % 1000);
-}
-
-static void csv_quoted(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"')
-			fputc('"', f);
-		fputc(*s, f);
-	}
-	fputc('"', f);
 }
 
 /* One row; @vcpu -1: the VM's sum. @rate NAN: not known yet (the first report). */
