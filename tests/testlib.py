@@ -3,6 +3,7 @@
 run the vmscope binary, and check values with messages that say what was expected."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -100,3 +101,12 @@ def steal_seconds(cpus=None):
             if cpus is None or int(name[3:]) in cpus:
                 total += int(line.split()[8])
     return total / hz
+
+
+def terminate(pids):
+    """SIGTERM every process of @pids that still runs (the VMs a test started)."""
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGTERM)
+        except ProcessLookupError:
+            pass

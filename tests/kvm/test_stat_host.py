@@ -43,8 +43,5 @@ with tempfile.TemporaryDirectory() as tmp:
             check(cpu1[0]["user"] < 0.05, "the VM's guest time is not CPU 1's user time (%.3f)"
                   % cpu1[0]["user"])
     finally:
-        try:
-            os.kill(pid, 15)
-        except ProcessLookupError:
-            pass
+        terminate([pid])
 finish()

@@ -92,10 +92,7 @@ with tempfile.TemporaryDirectory() as tmp:
                 break
             iso(m.group(1))
     finally:
-        try:
-            os.kill(pid, 15)
-        except ProcessLookupError:
-            pass
+        terminate([pid])
 
 for args in (["--log", "--rotate-size", "4096"], ["--fields", "x"], ["--log", "--fields", "("]):
     p = run(["stat"] + args, check=False)

@@ -39,11 +39,7 @@ started = []
 
 
 def cleanup():
-    for p in started:
-        try:
-            os.kill(p, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    terminate(started)
 
 
 def checks_by_id(report):
@@ -174,7 +170,12 @@ def compare_with_trace(tmp, name):
     rec.send_signal(signal.SIGINT)
     rec.wait(timeout=30)
     p = run(["validate", "--compare", a, b, "--trace", dat, "--format", "json"], check=False)
-    if not check(p.returncode == 0, "compare --trace exit %d: %s" % (p.returncode, p.stderr)):
+    failed = []
+    if p.returncode == 3:
+        failed = ["%s: %s" % (c["id"], c["explain"]) for c in json.loads(p.stdout)["checks"]
+                  if c["status"] == "fail"]
+    if not check(p.returncode == 0, "compare --trace exit %d: %s %s" % (p.returncode, p.stderr,
+                                                                       failed)):
         return
     ids = checks_by_id(json.loads(p.stdout))
     for v in (0, 1):

@@ -72,11 +72,7 @@ started = []  # processes to stop whatever happens
 
 
 def cleanup():
-    for p in started:
-        try:
-            os.kill(p, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    terminate(started)
 
 
 def record(dat, pids):
