@@ -2,7 +2,7 @@
 """libvirt for vmscope's tests, on a host without systemd, and the machine left as found.
 
 Lab brings up libvirtd + virtlogd as the recipe of the libvirt lab does
-(/work/shared/data/libvirt-lab/README.md): the libvirt-qemu account that Debian's qemu
+(../shared/data/libvirt-lab/README.md, beside the repository): the libvirt-qemu account that Debian's qemu
 driver looks up before it reads qemu.conf, a qemu.conf that runs QEMU as root, virtlogd
 (the QEMU driver needs its socket), then libvirtd, each in the background with its log in
 the test's temporary directory. Optionally it puts libvirt into cgroup-V1-only mode (the
