@@ -103,6 +103,26 @@ def steal_seconds(cpus=None):
     return total / hz
 
 
+def busy_share_window(duty, length_ns, late_ns):
+    """The busy shares (percent) a test VM phase of @length_ns at @duty % can show when the
+    host held its vCPU back for @late_ns (the guest's late time): late time is taken only
+    from busy or idle time, so busy / (busy + idle) lies in [(busy0 - late) / (T - late),
+    busy0 / (T - late)] with busy0 = duty x T. Without late time both ends are the duty."""
+    busy0 = duty / 100.0 * length_ns
+    rest = length_ns - late_ns
+    if rest <= 0:
+        return 0.0, 100.0
+    return 100.0 * max(busy0 - late_ns, 0.0) / rest, min(100.0 * busy0 / rest, 100.0)
+
+
+def missed_allowed(owed, late_ns, rate):
+    """How many of @owed load exits at @rate per second a test VM phase may miss: 5 % (a
+    few in flight at busy parts' ends), plus one per interval of the phase's late time (an
+    exit is missed only when the vCPU did not run from its due time to its busy part's
+    end)."""
+    return 0.05 * owed + late_ns / 1e9 * rate
+
+
 def terminate(pids):
     """SIGTERM every process of @pids that still runs (the VMs a test started)."""
     for p in pids:

@@ -377,7 +377,7 @@ static void tvm_json_vcpu(const struct vms_testvm *vm, struct vms_json *j, unsig
 		vms_json_u64(j, "late_ns", ph.late_ns);
 		vms_json_u64(j, "late_max_ns", ph.late_max_ns);
 		vms_json_u64(j, "wakeups", ph.wakeups);
-		/* The duty the guest kept while it ran: late wake-ups are the host's doing. */
+		/* The duty the guest kept while it ran: late time is the host's doing. */
 		vms_json_double(j, "busy_share",
 				ph.busy_ns + ph.idle_ns
 					? (double)ph.busy_ns / (double)(ph.busy_ns + ph.idle_ns)

@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The test VM runs 2 vCPUs through 0 / 75 / 90 % phases with MMIO and port-I/O exits and
 its truth file must hold: every phase's guest-measured busy share within 1 point of the
-asked duty, the guest's exit counts equal to the VMM's and to the number the options
-ask for, and phase times on the host's CLOCK_MONOTONIC inside the run's window."""
+asked duty (widened by exactly what the guest's late time can move it: this host is
+itself a VM whose hypervisor steals time), the guest's exit counts equal to the VMM's and
+to the number the options ask for, and phase times on the host's CLOCK_MONOTONIC inside
+the run's window."""
 import math
 import os
 import sys
@@ -58,11 +60,21 @@ for v in t["vcpus"]:
     for ph in v["phases"]:
         i = ph["phase"]
         duty, secs = PHASES[i]
+        T, late = secs * 1e9, ph["late_ns"]
+        if late:
+            print("vCPU %d phase %d: the host held the vCPU back %.1f ms (longest %.1f ms)"
+                  % (n, i, late / 1e6, ph["late_max_ns"] / 1e6))
+        # Late time can only have been taken from busy or idle time (busy_share_window);
+        # 1 point either side for the guest's own noise.
         share = 100.0 * ph["busy_ns"] / (ph["busy_ns"] + ph["idle_ns"])
-        check_close(share, duty, 1.0, "vCPU %d phase %d guest-measured busy %%" % (n, i))
+        lo, hi = busy_share_window(duty, T, late)
+        check(lo - 1.0 <= share <= hi + 1.0,
+              "vCPU %d phase %d guest-measured busy %% %.2f in [%.2f, %.2f] +- 1 (late %.1f ms)"
+              % (n, i, share, lo, hi, late / 1e6))
         check_eq(ph["periods"], int(round(secs / PERIOD)), "vCPU %d phase %d periods" % (n, i))
-        # Guest time adds up to the phase: busy + idle + late wake-ups.
-        check_close(ph["busy_ns"] + ph["idle_ns"] + ph["late_ns"], secs * 1e9, 0.02e9,
+        # Every period's time is split exactly into busy, idle and late: they add up to the
+        # phase, whatever the host did (each part is rounded to ns apart).
+        check_close(ph["busy_ns"] + ph["idle_ns"] + late, T, 1000,
                     "vCPU %d phase %d busy+idle+late (ns)" % (n, i))
         # Each busy part owes ceil(duty * period * rate) exits of each kind; those it could
         # not make before its end (the host held the vCPU back) are counted as missed.
@@ -72,15 +84,24 @@ for v in t["vcpus"]:
             check_eq(made + ph["exits"][kind + "_missed"], owed * ph["periods"],
                      "vCPU %d phase %d %s made + missed (%d periods x %d)"
                      % (n, i, kind, ph["periods"], owed))
-            check(ph["exits"][kind + "_missed"] <= 0.05 * owed * ph["periods"],
-                  "vCPU %d phase %d: at most 5%% of the %s exits missed (%d)"
-                  % (n, i, kind, ph["exits"][kind + "_missed"]))
+            # An exit is missed only when the vCPU did not run when it fell due and up to
+            # the busy part's end: past a few in flight, each missed exit stands for an
+            # interval of late time.
+            allowed = missed_allowed(owed * ph["periods"], late, rate)
+            check(ph["exits"][kind + "_missed"] <= allowed,
+                  "vCPU %d phase %d: at most 5%% of the %s exits + late x rate missed (%d, %.0f)"
+                  % (n, i, kind, ph["exits"][kind + "_missed"], allowed))
         if duty == 0:
             check_eq(ph["busy_ns"], 0, "vCPU %d idle phase busy_ns" % n)
             check_eq(ph["exits"]["mmio_load"], 0, "vCPU %d idle phase mmio" % n)
-        check(ph["exits"]["hlt"] >= ph["wakeups"] == ph["periods"],
-              "vCPU %d phase %d: hlt %d >= wakeups %d == periods %d"
-              % (n, i, ph["exits"]["hlt"], ph["wakeups"], ph["periods"]))
+        # A period reached only after its idle part's deadline has no wake-up: its whole
+        # idle part is then late time.
+        idle_part = (100 - duty) / 100.0 * PERIOD * 1e9
+        skipped = ph["periods"] - ph["wakeups"]
+        check(ph["exits"]["hlt"] >= ph["wakeups"] and 0 <= skipped
+              and skipped * idle_part <= late + 1000,
+              "vCPU %d phase %d: hlt %d >= wakeups %d; %d periods without one, late %.1f ms"
+              % (n, i, ph["exits"]["hlt"], ph["wakeups"], skipped, late / 1e6))
     g, m = v["exits"], v["vmm"]
     check_eq(m["mmio_load"], g["mmio_load"], "vCPU %d load MMIO exits: VMM vs guest" % n)
     check_eq(m["mmio_control"], g["mmio_control"], "vCPU %d control MMIO: VMM vs guest" % n)

@@ -8,8 +8,9 @@
  * computation: xorshift rounds, checking the TSC between chunks) and ends with an idle part
  * (a service call that halts the vCPU until the period ends). Period boundaries are
  * absolute TSC times, so a late wake-up shortens the next busy part instead of shifting the
- * schedule; the time between the deadline and the actual wake-up is counted apart (late),
- * as the delay the host imposed, not as idle time the guest chose. Each busy part owes a
+ * schedule; every tick the host kept the vCPU from its schedule (past a busy part's end, a
+ * wake-up's deadline, a period's start) is counted apart (late), as the delay the host
+ * imposed, not as busy or idle time the guest chose (see period()). Each busy part owes a
  * number of load MMIO writes and port writes fixed by the options; those it could not make
  * in time are counted as missed (see busy_part()).
  *
@@ -221,6 +222,63 @@ static void busy_part(struct tvm_shared *sh, struct tvm_vcpu_phase *ph, u64 cpu,
 			*missed[k] += owed[k] - done[k];
 }
 
+/* The host held the vCPU @d ticks past a deadline the guest had set itself. */
+static inline void held_back(struct tvm_vcpu_phase *ph, u64 d)
+{
+	if (d > ph->late_max_tsc)
+		ph->late_max_tsc = d;
+}
+
+/*
+ * One period [t, ie) of a phase, its busy part ending at be. Its ticks are split exactly:
+ * busy (computing inside [t, be)), idle (halted inside [t, ie), up to the deadline asked
+ * for) and late, the rest: the ticks the host kept the vCPU from its schedule, whether it
+ * overran the busy part's end, woke past a deadline, or reached the period (or skipped it
+ * whole) after its start. So busy + idle + late is the phase's length whatever the host
+ * did, and a stall never counts as time the guest chose to spend.
+ */
+static void period(struct tvm_shared *sh, struct tvm_vcpu *st, struct tvm_vcpu_phase *ph,
+		   u64 cpu, u64 t, u64 be, u64 ie, u64 *x, struct seqs *seq)
+{
+	u64 now = rdtsc(), busy = 0, idle = 0;
+
+	ph->periods++;
+	if (now < be) {
+		u64 seg = now;
+
+		st->seg_start = seg;
+		st->seg_kind = TVM_SEG_BUSY;
+		busy_part(sh, ph, cpu, t, be, x, seq);
+		now = rdtsc();
+		busy = (now < be ? now : be) - seg;
+		if (now > be)
+			held_back(ph, now - be);
+		st->seg_kind = TVM_SEG_NONE;
+	} else {
+		/* Reached after its busy part's end: every exit it owed is missed. */
+		busy_part(sh, ph, cpu, t, be, x, seq);
+	}
+	if (now < ie && !sh->stop) {
+		u64 seg = now;
+
+		st->seg_start = seg;
+		st->seg_kind = TVM_SEG_IDLE;
+		/* Halt until the deadline; an interrupt that wakes the vCPU early is not it. */
+		do
+			svc(TVM_SVC_IDLE, ie);
+		while ((now = rdtsc()) < ie && !sh->stop);
+		idle = (now < ie ? now : ie) - seg;
+		if (now > ie)
+			held_back(ph, now - ie);
+		ph->wakeups++;
+		st->seg_kind = TVM_SEG_NONE;
+	}
+	ph->busy_tsc += busy;
+	ph->idle_tsc += idle;
+	if (!sh->stop && busy + idle <= ie - t)
+		ph->late_tsc += ie - t - busy - idle;
+}
+
 void user_main(u64 cpu, struct tvm_shared *sh)
 {
 	struct tvm_vcpu *st = &sh->vcpu[cpu];
@@ -232,12 +290,11 @@ void user_main(u64 cpu, struct tvm_shared *sh)
 	st->phase = TVM_PHASE_NONE;
 	while (rdtsc() < sh->start_tsc && !sh->stop)
 		svc(TVM_SVC_IDLE, sh->start_tsc);
-	/* Starting after the common start is the host's delay too (thread start-up). */
+	/* Starting after the common start is the host's delay too (thread start-up); the first
+	 * period counts it as late. */
 	now = rdtsc();
-	if (now > sh->start_tsc && sh->nphases) {
-		st->ph[0].late_tsc += now - sh->start_tsc;
-		st->ph[0].late_max_tsc = now - sh->start_tsc;
-	}
+	if (now > sh->start_tsc && sh->nphases)
+		held_back(&st->ph[0], now - sh->start_tsc);
 	for (u32 p = 0; p < sh->nphases && !sh->stop; p++) {
 		const struct tvm_phase *phase = &sh->phases[p];
 		struct tvm_vcpu_phase *ph = &st->ph[p];
@@ -251,38 +308,7 @@ void user_main(u64 cpu, struct tvm_shared *sh)
 				be = phase->end_tsc;
 			if (ie > phase->end_tsc)
 				ie = phase->end_tsc;
-			ph->periods++;
-			now = rdtsc();
-			if (now < be) {
-				u64 seg = now;
-
-				st->seg_start = seg;
-				st->seg_kind = TVM_SEG_BUSY;
-				busy_part(sh, ph, cpu, t, be, &x, &seq);
-				now = rdtsc();
-				ph->busy_tsc += now - seg;
-				st->seg_kind = TVM_SEG_NONE;
-			}
-			if (now < ie && !sh->stop) {
-				u64 seg = now;
-
-				st->seg_start = seg;
-				st->seg_kind = TVM_SEG_IDLE;
-				svc(TVM_SVC_IDLE, ie);
-				now = rdtsc();
-				if (now > ie) {
-					u64 late = now - ie;
-
-					ph->idle_tsc += ie - seg;
-					ph->late_tsc += late;
-					if (late > ph->late_max_tsc)
-						ph->late_max_tsc = late;
-				} else {
-					ph->idle_tsc += now - seg;
-				}
-				ph->wakeups++;
-				st->seg_kind = TVM_SEG_NONE;
-			}
+			period(sh, st, ph, cpu, t, be, ie, &x, &seq);
 		}
 	}
 	st->phase = TVM_PHASE_NONE;

@@ -116,9 +116,9 @@ struct tvm_phase {
 struct tvm_vcpu_phase {
 	tvm_u64 busy_tsc;
 	tvm_u64 idle_tsc;	/* halted, up to the deadline it asked for */
-	tvm_u64 late_tsc;	/* woke past the deadline: the host did not run the vCPU */
-	tvm_u64 late_max_tsc;	/* the latest single wake-up */
-	tvm_u64 wakeups;	/* idle segments ended */
+	tvm_u64 late_tsc;	/* the rest of the phase: the host kept the vCPU from its schedule */
+	tvm_u64 late_max_tsc;	/* the longest single hold past a deadline */
+	tvm_u64 wakeups;	/* idle parts ended (a period reached past its end has none) */
 	tvm_u64 work;	/* units of computation done while busy */
 	tvm_u64 mmio;	/* load MMIO writes (each one exit to the VMM) */
 	tvm_u64 pio;	/* load OUT instructions (each one exit to the VMM) */
