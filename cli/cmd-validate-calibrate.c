@@ -41,7 +41,8 @@ enum cal_src {
 	SRC_CG2_USAGE,
 	SRC_HOST_GUEST, /* /proc/stat guest of the CPUs the vCPUs are pinned to */
 	SRC_HALT_POLL,	/* KVM: time spent polling (not compared: the guest was idle then) */
-	SRC_LATE,	/* the guest's count of wake-ups past their deadline: host delay */
+	SRC_LATE,	/* the guest's count of time held past its deadlines: host delay */
+	SRC_STEAL,	/* /proc/stat steal of the pinned CPUs: the hypervisor under this host */
 	SRC_N
 };
 
@@ -61,7 +62,8 @@ static const struct {
 	[SRC_CG2_USAGE] = { "cg2_usage", "cgroup2 cpu.stat usage_usec", true },
 	[SRC_HOST_GUEST] = { "host_guest", "/proc/stat guest, pinned CPUs", true },
 	[SRC_HALT_POLL] = { "kvm_halt_poll", "KVM halt polling (guest idle)", false },
-	[SRC_LATE] = { "guest_late", "guest wake-ups late (host delay)", false },
+	[SRC_LATE] = { "guest_late", "guest late (host delay)", false },
+	[SRC_STEAL] = { "host_steal", "/proc/stat steal, pinned CPUs", false },
 };
 
 struct cal {
@@ -133,6 +135,9 @@ static void phase_values(struct cal *c, unsigned int p, double phase_s)
 			add(c, p, SRC_HOST_GUEST, a, b, key, tick);
 			snprintf(key, sizeof(key), "stat.cpu%d.guest_nice", c->pin[i]);
 			add(c, p, SRC_HOST_GUEST, a, b, key, tick);
+			/* Time the vCPU's clock ran on while this (virtual) host CPU did not. */
+			snprintf(key, sizeof(key), "stat.cpu%d.steal", c->pin[i]);
+			add(c, p, SRC_STEAL, a, b, key, tick);
 		}
 	}
 	add(c, p, SRC_CG1_USAGE, a, b, "cg1.usage", 1e-9);
@@ -185,8 +190,8 @@ static void print_cal_table(const struct cal *c, double phase_s, const char *cgm
 	printf("\nThe truth is the time the guest spent in its busy loops by its own clock; a\n"
 	       "source above it also counts the host's work for the vCPU (exits, emulation,\n"
 	       "halt polling), one below it missed time or sampled it short. A guest whose vCPU\n"
-	       "waited for a host CPU while busy counts that wait as busy: see 'guest wake-ups\n"
-	       "late' and the run-queue checks.\n");
+	       "waited for a host CPU while busy counts that wait as busy: see 'guest late',\n"
+	       "the run-queue delay and, when this host is itself a VM, its CPUs' steal.\n");
 }
 
 static void print_cal_json(const struct cal *c, double phase_s)

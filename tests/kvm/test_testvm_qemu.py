@@ -31,13 +31,10 @@ PHASES = [(0, 1.0), (75, 2.0)]
 PIO, PERIOD = 70.0, 0.1
 NAME = "tvmq-%d" % os.getpid()
 # The guest measures its busy share itself (TSC), so on an idle host it keeps the duty as
-# closely as under the built-in VMM (1 point there). A loaded host delays its wake-ups
-# (late time), which shortens busy parts: then only a loose bound is fair.
-LOADED = os.getloadavg()[0] > 0.5 * os.cpu_count()
-SHARE_TOL = 10.0 if LOADED else 2.0
-if LOADED:
-    print("note: host load %.2f on %d CPUs: loose busy-share tolerance"
-          % (os.getloadavg()[0], os.cpu_count()))
+# closely as under the built-in VMM (1 point there; 2 under QEMU). A loaded host, or the
+# hypervisor under this one, holds the vCPU back (late time), which can move the share only
+# as far as busy_share_window() says.
+SHARE_TOL = 2.0
 
 
 def proc_stat_fields(pid):
@@ -95,18 +92,21 @@ with tempfile.TemporaryDirectory() as tmp:
     st = json.loads(p.stdout)
     check_eq([v["pid"] for v in st["vms"]], [qemu], "vmscope stat finds QEMU by its -name")
 
-    # The vCPU threads' on-CPU time (schedstat), until QEMU goes away.
+    # The vCPU threads' on-CPU time and run-queue delay (schedstat), and the host CPUs'
+    # steal, until QEMU goes away.
     first, last = {}, {}
+    steal0 = steal_seconds()
     while alive(qemu):
         try:
             for i, tid in threads.items():
                 with open("/proc/%d/task/%d/schedstat" % (qemu, tid)) as f:
-                    ns = int(f.read().split()[0])
-                first.setdefault(i, ns)
-                last[i] = ns
+                    run_ns, wait_ns = (int(x) for x in f.read().split()[:2])
+                first.setdefault(i, (run_ns, wait_ns))
+                last[i] = (run_ns, wait_ns)
         except (FileNotFoundError, ProcessLookupError):
             break
         time.sleep(0.02)
+    stolen = steal_seconds() - steal0
     check(wait_pid_exit(vmscope_pid, 30) or not alive(vmscope_pid),
           "vmscope --qemu ends after the schedule")
     t = load_json(truth_path)
@@ -139,14 +139,18 @@ for v in t["vcpus"]:
         i = ph["phase"]
         duty, secs = PHASES[i]
         share = 100.0 * ph["busy_share"]
-        check_close(share, duty, SHARE_TOL, "vCPU %d phase %d guest-measured busy %%" % (n, i))
+        lo, hi = busy_share_window(duty, secs * 1e9, ph["late_ns"])
+        check(lo - SHARE_TOL <= share <= hi + SHARE_TOL,
+              "vCPU %d phase %d guest-measured busy %% %.2f in [%.2f, %.2f] +- %g (late %.1f ms)"
+              % (n, i, share, lo, hi, SHARE_TOL, ph["late_ns"] / 1e6))
         check_eq(ph["periods"], int(round(secs / PERIOD)), "vCPU %d phase %d periods" % (n, i))
         owed = math.ceil(duty / 100.0 * PERIOD * PIO)
         made, missed = ph["exits"]["pio"], ph["exits"]["pio_missed"]
         check_eq(made + missed, owed * ph["periods"],
                  "vCPU %d phase %d pio made + missed (%d periods x %d)" % (n, i, ph["periods"], owed))
-        check(missed <= 0.05 * owed * ph["periods"],
-              "vCPU %d phase %d: at most 5%% of the port writes missed (%d)" % (n, i, missed))
+        check(missed <= missed_allowed(owed * ph["periods"], ph["late_ns"], PIO),
+              "vCPU %d phase %d: at most 5%% of the port writes + late x rate missed (%d)"
+              % (n, i, missed))
         busy += ph["busy_ns"]
         idle += ph["idle_ns"]
         late += ph["late_ns"]
@@ -180,15 +184,19 @@ for v in t["vcpus"]:
               % (n, k["halt_wait_ns"] / 1e9, idle / 1e9, late / 1e9))
     # On-CPU time of the vCPU thread (kernel schedstat) while the schedule ran: the
     # guest's busy time (native), plus the emulated kernel-mode parts (wake-ups, OUTs);
-    # on a loaded host the thread is preempted inside busy parts and runs less.
+    # on a loaded host the thread is preempted inside busy parts and runs less, by at most
+    # its run-queue delay, and the hypervisor under this host may take the CPU (steal)
+    # while the guest's clock runs on.
     if "halt_wait_ns" in k:
         print("vCPU %d: KVM halt_wait %.3f s, guest idle %.3f s" % (n, k["halt_wait_ns"] / 1e9, idle / 1e9))
     if n in first:
-        ran = last[n] - first[n]
-        print("vCPU %d: thread ran %.3f s, guest busy %.3f s" % (n, ran / 1e9, busy / 1e9))
-        low = 0.5 if LOADED else 0.85
-        check(low * busy <= ran <= busy + 0.3e9,
-              "vCPU %d: thread ran %.3f s, the guest was busy %.3f s" % (n, ran / 1e9, busy / 1e9))
+        ran = last[n][0] - first[n][0]
+        held = last[n][1] - first[n][1] + stolen * 1e9
+        print("vCPU %d: thread ran %.3f s, guest busy %.3f s, run-queue delay + steal %.3f s"
+              % (n, ran / 1e9, busy / 1e9, held / 1e9))
+        check(0.85 * busy - held <= ran <= busy + 0.3e9,
+              "vCPU %d: thread ran %.3f s, the guest was busy %.3f s (held %.3f s)"
+              % (n, ran / 1e9, busy / 1e9, held / 1e9))
 
 # QEMU's own count of the port writes at the load port, all vCPUs together: exactly the
 # guest's, since nothing else writes to that port.
