@@ -85,6 +85,34 @@ with tempfile.TemporaryDirectory() as tmp:
             if check(len(per) == 2 and len(tot) == 1, "%s: two vCPU rows and a sum" % field):
                 check_close(tot[0], sum(per), 1e-6 * tot[0] + 1e-9, field + ": sum row")
 
+        # The table takes --fields and -z too: only the chosen columns, and no all-zero row
+        # (the guest makes no hypercalls, which KVM-PVM never traces anyway).
+        p = run(["stat", "-g", "statlog", "--fields", r"^(cpu\.run_s|events\.kvm_mmio)$",
+                 "--interval", "0.5s", "--count", "2"])
+        last = p.stdout.split("\n\n")[-1]  # the second report
+        heads = [ln.split() for ln in last.splitlines() if ln.strip().startswith("vcpu")]
+        check_eq(heads, [["vcpu", "tid", "thread", "cpu", "run%"], ["vcpu", "kvm_mmio/s"]],
+                 "table columns chosen by --fields")
+        mmio = {}
+        in_events = False
+        for ln in last.splitlines():
+            f = ln.split()
+            if f and f[0] == "vcpu":
+                in_events = f[1] == "kvm_mmio/s"
+            elif in_events and len(f) == 2 and (f[0].isdigit() or f[0] == "all"):
+                mmio[f[0]] = float(f[1])
+        if check(sorted(mmio) == ["0", "1", "all"], "kvm_mmio rows: %s" % sorted(mmio)):
+            for v in ("0", "1"):
+                check_close(mmio[v], 300.0, 15.0, "table: vCPU %s kvm_mmio/s vs 300/s" % v)
+            check_close(mmio["all"], mmio["0"] + mmio["1"], 1.0, "table: the VM's sum")
+        p = run(["stat", "-g", "statlog", "--fields", r"^events\.kvm_hypercall$", "-z",
+                 "--interval", "0.3s", "--count", "2"])
+        rows = [ln.split() for ln in p.stdout.splitlines()
+                if ln.split() and (ln.split()[0].isdigit() or ln.split()[0] == "all")
+                and not ln.startswith("  " * 2)]
+        check("kernel-counted events" in p.stdout and rows == [],
+              "-z leaves out the all-zero hypercall rows: %r" % rows)
+
         p = run(["stat", "-g", "statlog", "--log", "--interval", "0.3s", "--count", "2"])
         for line in p.stdout.splitlines():
             m = re.match(r"^(\S+) pid=(\d+) vm=statlog vcpu=(\d+|all) \S+=\S+", line)
@@ -94,7 +122,8 @@ with tempfile.TemporaryDirectory() as tmp:
     finally:
         terminate([pid])
 
-for args in (["--log", "--rotate-size", "4096"], ["--fields", "x"], ["--log", "--fields", "("]):
+for args in (["--log", "--rotate-size", "4096"], ["--format", "csv", "--fields", "x"],
+             ["--format", "json", "-z"], ["--log", "--fields", "("], ["--fields", "("]):
     p = run(["stat"] + args, check=False)
     check_eq(p.returncode, 2, "stat %s: usage error" % " ".join(args))
 finish()

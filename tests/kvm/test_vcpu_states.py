@@ -130,11 +130,11 @@ def main(tmp):
             check_close(share, 100.0 * vt["busy_ns"] / span, 1.0 + held,
                         "duty phase %d: running share of wall time vs the guest's busy time "
                         "(host held it %.2f %%)" % (ph["phase"], held))
-            if abs(busy - ph["duty"]) <= 1.0:
+            if abs(busy - ph["duty"]) <= 1.0 and held <= 1.0:
                 check_close(share, ph["duty"], 1.0, "duty phase %d: running share vs the duty" % ph["phase"])
             else:
-                print("phase %d: the guest itself missed its duty (host stall): compared with its "
-                      "busy share only" % ph["phase"])
+                print("phase %d: the host held the guest back %.2f %% of the phase (busy share "
+                      "%.2f %%): compared with its busy time only" % (ph["phase"], held, busy))
             check_close(r["span_ns"], span, span * 0.001, "duty phase %d: the window is the phase" % ph["phase"])
 
     # ---- 2. two always-busy VMs on one CPU ----

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +29,7 @@
 #include <cmocka.h>
 
 #include "vmscope/host.h"
+#include "vmscope/sampler.h"
 
 /* ---- the fake tree ---- */
 
@@ -896,6 +898,148 @@ static void test_flavor(void **state)
 	assert_string_equal(vms_kvm_flavor_name((enum vms_kvm_flavor)1234), "unknown");
 }
 
+/* ---- the live sampler over the fake tree ---- */
+
+static int field(const struct vms_sampler *s, const char *key)
+{
+	int k = vms_sampler_field_index(s, key);
+
+	if (k < 0)
+		fail_msg("no field %s", key);
+	return k;
+}
+
+static void proc_stat(unsigned long long user, unsigned long long guest, unsigned long long steal,
+		      unsigned long long idle)
+{
+	char buf[512];
+
+	/* cpu0: user nice system idle iowait irq softirq steal guest guest_nice */
+	snprintf(buf, sizeof(buf),
+		 "cpu  1 2 3 4 5 6 7 8 9 10\n"
+		 "cpu0 %llu 0 100 %llu 0 10 10 %llu %llu 0\n"
+		 "intr 0\n",
+		 user, idle, steal, guest);
+	put_str(buf, "proc/stat");
+}
+
+static void assert_near(double got, double want, const char *what)
+{
+	if (!(fabs(got - want) <= 1e-9 * fabs(want) + 1e-12))
+		fail_msg("%s: %.12g, expected %.12g", what, got, want);
+}
+
+static void test_sampler(void **state)
+{
+	static const struct tstat t0 = { 250, 40, 200, 3 }, t1 = { 1234, 56, 1100, 1 };
+	struct vms_sampler_opts o = {
+		.sz = sizeof(o), .proc_root = proc, .debugfs_root = debugfs, .no_events = true
+	};
+	const struct vms_sample *smp;
+	const struct vms_sample_vm *v;
+	struct vms_sampler *s;
+	int run, wait, guest, exits, ev;
+
+	process(4242, "qemu-system-x86", "/usr/bin/qemu-system-x86_64 -name web1");
+	vmm_fds(4242, 12, 2);
+	task(4242, 4245, "CPU 0/KVM", &t0, 5000000000ULL, 1000000000ULL, 10);
+	task(4242, 4246, "CPU 1/KVM", &t1, 7000000000ULL, 3000000000ULL, 20);
+	proc_stat(1000, 400, 50, 8000);
+	assert_int_equal(vms_sampler_new(&o, &s), 0);
+	run = field(s, "cpu.run_s");
+	wait = field(s, "cpu.runq_wait_s");
+	guest = field(s, "cpu.guest_s");
+	exits = field(s, "kvm.exits");
+	ev = field(s, "events.kvm_exit");
+	assert_int_equal(vms_sampler_field_index(s, "no.such"), -1);
+	assert_null(vms_sampler_field(s, vms_sampler_nfields(s)));
+	assert_true(vms_sampler_field(s, (size_t)run)->seconds);
+	assert_false(vms_sampler_field(s, (size_t)exits)->seconds);
+	assert_int_equal(vms_sampler_sample(s)->nvms, 0); /* nothing before the first update */
+
+	/* First sample: values, no rates yet; the sums are the vCPUs' */
+	assert_int_equal(vms_sampler_update(s), 0);
+	smp = vms_sampler_sample(s);
+	assert_int_equal(smp->nvms, 1);
+	assert_true(smp->dt == 0);
+	v = &smp->vms[0];
+	assert_int_equal(v->vm->pid, 4242);
+	assert_true(v->new_vm);
+	assert_int_equal(v->nvcpus, 2);
+	assert_near(v->vcpus[0].value[run], 5.0, "vCPU 0 run");
+	assert_near(v->vcpus[1].value[wait], 3.0, "vCPU 1 wait");
+	assert_near(v->vcpus[1].value[guest], (double)ticks_ns(1100) / 1e9, "vCPU 1 guest");
+	assert_near(v->sum[run], 12.0, "sum of run");
+	assert_true(isnan(v->vcpus[0].rate[run]) && isnan(v->sum_rate[run]));
+	/* KVM's statistics cannot be taken from a fake process; never a 0 */
+	assert_true(isnan(v->vcpus[0].value[exits]) && isnan(v->sum[exits]));
+	assert_int_not_equal(v->kvm_err, 0);
+	/* events were not asked for */
+	assert_true(isnan(v->vcpus[0].value[ev]) && v->events_err == 0);
+	/* host CPU shares since boot: user leaves guest out; of 9170 ticks, 600 user (1000 -
+	 * 400 guest), 100 system, 20 irq + softirq, 400 guest, 50 steal, 8000 idle */
+	assert_int_equal(smp->ncpus, 1);
+	assert_true(smp->cpus_since_boot);
+	assert_near(smp->cpus[0].share[VMS_CPU_USER], 600.0 / 9170, "user share");
+	assert_near(smp->cpus[0].share[VMS_CPU_GUEST], 400.0 / 9170, "guest share");
+	assert_near(smp->cpus[0].share[VMS_CPU_STEAL], 50.0 / 9170, "steal share");
+	assert_near(smp->cpus[0].share[VMS_CPU_IRQ], 20.0 / 9170, "irq share");
+
+	/* Second sample: vCPU 0 ran 0.5 s more, vCPU 1 waited 0.25 s more; a second VM */
+	task(4242, 4245, "CPU 0/KVM", &t0, 5500000000ULL, 1000000000ULL, 11);
+	task(4242, 4246, "CPU 1/KVM", &t1, 7000000000ULL, 3250000000ULL, 21);
+	process(5151, "vmscope", "vmscope testvm --name t2");
+	vmm_fds(5151, 12, 1);
+	task(5151, 5152, "CPU 0/KVM", &t0, 1000000000ULL, 0, 1);
+	proc_stat(1100, 480, 60, 8010);
+	usleep(20000);
+	assert_int_equal(vms_sampler_update(s), 0);
+	smp = vms_sampler_sample(s);
+	assert_true(smp->dt > 0.015);
+	assert_int_equal(smp->nvms, 2);
+	v = smp->vms[0].vm->pid == 4242 ? &smp->vms[0] : &smp->vms[1];
+	assert_false(v->new_vm);
+	assert_near(v->vcpus[0].rate[run], 0.5 / smp->dt, "vCPU 0 run rate");
+	assert_near(v->vcpus[1].rate[run], 0, "vCPU 1 run rate");
+	assert_near(v->vcpus[1].rate[wait], 0.25 / smp->dt, "vCPU 1 wait rate");
+	assert_near(v->sum_rate[run], 0.5 / smp->dt, "the VM's run rate");
+	v = v == &smp->vms[0] ? &smp->vms[1] : &smp->vms[0];
+	assert_int_equal(v->vm->pid, 5151);
+	assert_true(v->new_vm);
+	assert_true(isnan(v->vcpus[0].rate[run])); /* new: no rate yet */
+	assert_false(smp->cpus_since_boot);
+	/* over the interval: 120 ticks, user 100 of which guest 80, steal 10, idle 10 */
+	assert_near(smp->cpus[0].share[VMS_CPU_USER], 20.0 / 120, "user share over dt");
+	assert_near(smp->cpus[0].share[VMS_CPU_GUEST], 80.0 / 120, "guest share over dt");
+
+	/* Third sample: the first VM is gone; counters going backwards give no rate */
+	rm("proc/4242");
+	task(5151, 5152, "CPU 0/KVM", &t0, 900000000ULL, 0, 1);
+	assert_int_equal(vms_sampler_update(s), 0);
+	smp = vms_sampler_sample(s);
+	assert_int_equal(smp->nvms, 1);
+	assert_int_equal(smp->vms[0].vm->pid, 5151);
+	assert_true(isnan(smp->vms[0].vcpus[0].rate[run]));
+	vms_sampler_free(s);
+
+	/* Only one VM by pid, or by name */
+	o.pid = 5151;
+	assert_int_equal(vms_sampler_new(&o, &s), 0);
+	assert_int_equal(vms_sampler_update(s), 0);
+	assert_int_equal(vms_sampler_sample(s)->nvms, 1);
+	vms_sampler_free(s);
+	o.pid = 0;
+	o.guest = "web1";
+	assert_int_equal(vms_sampler_new(&o, &s), 0);
+	assert_int_equal(vms_sampler_update(s), 0);
+	assert_int_equal(vms_sampler_sample(s)->nvms, 0);
+	vms_sampler_free(s);
+	o.sz = 1;
+	assert_int_equal(vms_sampler_new(&o, &s), -EINVAL);
+	assert_null(s);
+	vms_sampler_free(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -912,6 +1056,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_empty_and_errors, setup, teardown),
 		cmocka_unit_test(test_vcpu_read_self),
 		cmocka_unit_test_setup_teardown(test_flavor, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sampler, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

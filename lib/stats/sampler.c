@@ -1,0 +1,524 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The live sampler (vmscope/sampler.h): one set of named fields per vCPU thread, read
+ * every sample from procfs, KVM's statistics descriptors and per-thread perf counters on
+ * the kvm tracepoints, with rates against the previous sample.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vmscope/sampler.h"
+#include "vmscope/stats.h"
+
+/* ---- the fields ---- */
+
+#define NPROC 5
+/* KVM's own counters of a vCPU, by their names in the binary statistics. */
+static const char *const kvm_names[] = { "exits", "halt_exits", "mmio_exits", "io_exits",
+					 "irq_exits" };
+#define NKVM (sizeof(kvm_names) / sizeof(kvm_names[0]))
+
+/* kvm_stat's way where the kernel has no hist triggers: one counter per thread and
+ * event, exits to the VMM split by reason with filters. kvm_exit never fires on
+ * KVM-PVM. */
+static const struct vms_tp_event tp_events[] = {
+	{ "kvm", "kvm_exit", NULL },
+	{ "kvm", "kvm_userspace_exit", NULL },
+	{ "kvm", "kvm_userspace_exit", "reason == 2" },
+	{ "kvm", "kvm_userspace_exit", "reason == 6" },
+	{ "kvm", "kvm_userspace_exit", "reason == 29 || reason == 30" },
+	{ "kvm", "kvm_userspace_exit", "reason == 10" },
+	{ "kvm", "kvm_mmio", NULL },
+	{ "kvm", "kvm_pio", NULL },
+	{ "kvm", "kvm_hypercall", NULL },
+	{ "kvm", "kvm_vcpu_wakeup", NULL },
+};
+#define NTP (sizeof(tp_events) / sizeof(tp_events[0]))
+
+#define NF (NPROC + NKVM + NTP)
+
+static const struct vms_field_info fields[NF] = {
+	{ "cpu.run_s", "run", VMS_FIELD_PROC, true },
+	{ "cpu.runq_wait_s", "runq", VMS_FIELD_PROC, true },
+	{ "cpu.user_s", "user", VMS_FIELD_PROC, true },
+	{ "cpu.system_s", "system", VMS_FIELD_PROC, true },
+	{ "cpu.guest_s", "guest", VMS_FIELD_PROC, true },
+	{ "kvm.exits", "exits", VMS_FIELD_KVM, false },
+	{ "kvm.halt_exits", "halt", VMS_FIELD_KVM, false },
+	{ "kvm.mmio_exits", "mmio", VMS_FIELD_KVM, false },
+	{ "kvm.io_exits", "io", VMS_FIELD_KVM, false },
+	{ "kvm.irq_exits", "irq", VMS_FIELD_KVM, false },
+	{ "events.kvm_exit", "kvm_exit", VMS_FIELD_EVENTS, false },
+	{ "events.userspace_exit", "to-VMM", VMS_FIELD_EVENTS, false },
+	{ "events.userspace_exit.io", "io", VMS_FIELD_EVENTS, false },
+	{ "events.userspace_exit.mmio", "mmio", VMS_FIELD_EVENTS, false },
+	{ "events.userspace_exit.msr", "msr", VMS_FIELD_EVENTS, false },
+	{ "events.userspace_exit.intr", "intr", VMS_FIELD_EVENTS, false },
+	{ "events.kvm_mmio", "kvm_mmio", VMS_FIELD_EVENTS, false },
+	{ "events.kvm_pio", "kvm_pio", VMS_FIELD_EVENTS, false },
+	{ "events.kvm_hypercall", "hcall", VMS_FIELD_EVENTS, false },
+	{ "events.kvm_vcpu_wakeup", "wakeup", VMS_FIELD_EVENTS, false },
+};
+
+/* ---- kernel-counted events of one VM's vCPU threads, kept from sample to sample ---- */
+
+struct tp_vm {
+	int pid;
+	size_t ntids;
+	int *tids;
+	struct vms_tpcount *tc;
+	uint64_t *now, *prev; /* ntids x NTP */
+	bool *valid, has_prev, seen;
+	unsigned int reads;
+	uint64_t read_ns, prev_ns; /* when the counters were read, now and before */
+	int err;
+	char msg[200];
+};
+
+/* One sample with the storage behind it. */
+struct store {
+	struct vms_sample pub;
+	struct vms_host_vm *host; /* every VM of the host */
+	size_t nhost;
+	struct vms_sample_vm *vms;
+	struct vms_sample_vcpu *vcpus;
+	double *vals; /* per vCPU: value, rate; per VM: sum, sum_rate; NF each */
+	struct vms_host_cpu *raw;
+	size_t nraw;
+	struct vms_sample_cpu *cpus;
+};
+
+struct vms_sampler {
+	char *proc_root, *debugfs_root, *guest;
+	int pid;
+	bool events;
+	struct tp_vm *tpv;
+	size_t ntpv;
+	struct store cur, prev;
+};
+
+static void tp_vm_clear(struct tp_vm *t)
+{
+	vms_tpcount_free(t->tc);
+	free(t->tids);
+	free(t->now);
+	free(t->prev);
+	free(t->valid);
+	memset(t, 0, sizeof(*t));
+}
+
+static bool tp_same_threads(const struct tp_vm *t, const struct vms_host_vm *vm)
+{
+	if (t->ntids != vm->nvcpus)
+		return false;
+	for (size_t i = 0; i < vm->nvcpus; i++)
+		if (t->tids[i] != vm->vcpus[i].tid)
+			return false;
+	return true;
+}
+
+static void tp_open(struct tp_vm *t, const struct vms_host_vm *vm)
+{
+	tp_vm_clear(t);
+	t->pid = vm->pid;
+	t->ntids = vm->nvcpus;
+	t->tids = calloc(vm->nvcpus ? vm->nvcpus : 1, sizeof(int));
+	t->now = calloc(vm->nvcpus * NTP + 1, sizeof(uint64_t));
+	t->prev = calloc(vm->nvcpus * NTP + 1, sizeof(uint64_t));
+	t->valid = calloc(vm->nvcpus * NTP + 1, sizeof(bool));
+	if (!t->tids || !t->now || !t->prev || !t->valid) {
+		t->err = -ENOMEM;
+		return;
+	}
+	for (size_t i = 0; i < vm->nvcpus; i++)
+		t->tids[i] = vm->vcpus[i].tid;
+	if (vm->nvcpus)
+		t->err = vms_tpcount_open(tp_events, NTP, t->tids, t->ntids, &t->tc, t->msg,
+					  sizeof(t->msg));
+}
+
+static bool selected(const struct vms_sampler *s, const struct vms_host_vm *vm)
+{
+	return (!s->pid || vm->pid == s->pid) && (!s->guest || !strcmp(s->guest, vm->name));
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Open counters for new VMs (or VMs whose threads changed), read all, drop gone VMs. */
+static int tp_update(struct vms_sampler *s, const struct vms_host_vm *vms, size_t n)
+{
+	for (size_t k = 0; k < s->ntpv; k++)
+		s->tpv[k].seen = false;
+	for (size_t i = 0; i < n; i++) {
+		struct tp_vm *t = NULL;
+
+		if (!selected(s, &vms[i]))
+			continue;
+		for (size_t k = 0; k < s->ntpv && !t; k++)
+			if (s->tpv[k].pid == vms[i].pid)
+				t = &s->tpv[k];
+		if (!t) {
+			struct tp_vm *p = realloc(s->tpv, (s->ntpv + 1) * sizeof(*p));
+
+			if (!p)
+				return -ENOMEM;
+			s->tpv = p;
+			t = &s->tpv[s->ntpv++];
+			memset(t, 0, sizeof(*t));
+		}
+		if (!t->pid || !tp_same_threads(t, &vms[i]))
+			tp_open(t, &vms[i]);
+		t->seen = true;
+		if (!t->tc)
+			continue;
+		memcpy(t->prev, t->now, t->ntids * NTP * sizeof(uint64_t));
+		/* Rates need two readings: the first follows the opening by less than an
+		 * interval. */
+		t->has_prev = t->reads++ > 0;
+		t->prev_ns = t->read_ns;
+		vms_tpcount_read(t->tc, t->now, t->valid);
+		/* Rates over the time between the reads themselves: the first read follows
+		 * the opening of many counters, which takes a while. */
+		t->read_ns = mono_ns();
+	}
+	/* VMs that are gone: their counters go too. */
+	for (size_t k = 0; k < s->ntpv;) {
+		if (s->tpv[k].seen) {
+			k++;
+			continue;
+		}
+		tp_vm_clear(&s->tpv[k]);
+		s->tpv[k] = s->tpv[--s->ntpv];
+	}
+	return 0;
+}
+
+static const struct tp_vm *tp_find(const struct vms_sampler *s, int pid)
+{
+	for (size_t k = 0; k < s->ntpv; k++)
+		if (s->tpv[k].pid == pid)
+			return &s->tpv[k];
+	return NULL;
+}
+
+/* ---- host CPUs ---- */
+
+static const char *const cpu_kind_names[VMS_CPU_KINDS] = { "user",  "nice",  "system", "irq",
+							   "guest", "steal", "iowait", "idle" };
+
+const char *vms_cpu_kind_name(enum vms_cpu_kind k)
+{
+	return (unsigned int)k < VMS_CPU_KINDS ? cpu_kind_names[k] : "?";
+}
+
+bool vms_cpu_shares(const struct vms_host_cpu *c, const struct vms_host_cpu *p,
+		    double share[VMS_CPU_KINDS])
+{
+	static const struct vms_host_cpu zero;
+	const struct vms_host_cpu *b = p ? p : &zero;
+	double d[VMS_CPU_KINDS], total = 0;
+
+#define HD(f) ((double)(c->f >= b->f ? c->f - b->f : 0))
+	d[VMS_CPU_GUEST] = HD(guest) + HD(guest_nice);
+	d[VMS_CPU_USER] = HD(user) > HD(guest) ? HD(user) - HD(guest) : 0;
+	d[VMS_CPU_NICE] = HD(nice) > HD(guest_nice) ? HD(nice) - HD(guest_nice) : 0;
+	d[VMS_CPU_SYSTEM] = HD(system);
+	d[VMS_CPU_IRQ] = HD(irq) + HD(softirq);
+	d[VMS_CPU_STEAL] = HD(steal);
+	d[VMS_CPU_IOWAIT] = HD(iowait);
+	d[VMS_CPU_IDLE] = HD(idle);
+#undef HD
+	for (int k = 0; k < VMS_CPU_KINDS; k++)
+		total += d[k];
+	for (int k = 0; k < VMS_CPU_KINDS; k++)
+		share[k] = total > 0 ? d[k] / total : 0;
+	return total > 0;
+}
+
+/* ---- samples ---- */
+
+static void store_free(struct store *st)
+{
+	vms_host_vms_free(st->host, st->nhost);
+	free(st->vms);
+	free(st->vcpus);
+	free(st->vals);
+	free(st->raw);
+	free(st->cpus);
+	memset(st, 0, sizeof(*st));
+}
+
+/* The previous sample's vCPU of thread @tid of VM @pid, or NULL. */
+static const struct vms_sample_vcpu *prev_vcpu(const struct store *prev, int pid, int tid)
+{
+	for (size_t i = 0; i < prev->pub.nvms; i++) {
+		const struct vms_sample_vm *v = &prev->vms[i];
+
+		if (v->vm->pid != pid)
+			continue;
+		for (size_t j = 0; j < v->nvcpus; j++)
+			if (v->vcpus[j].thread->tid == tid)
+				return &v->vcpus[j];
+		return NULL;
+	}
+	return NULL;
+}
+
+static bool prev_has_vm(const struct store *prev, int pid)
+{
+	for (size_t i = 0; i < prev->pub.nvms; i++)
+		if (prev->vms[i].vm->pid == pid)
+			return true;
+	return false;
+}
+
+/* Read KVM's counters of one vCPU into val[NPROC..]; returns the error, 0 when read. */
+static int read_kvm(const struct vms_host_vm *vm, const struct vms_host_vcpu *v, double *val)
+{
+	struct vms_stats *st;
+	int err = v->stats_fd < 0 ? -ENOENT : vms_stats_open_remote(vm->pid, v->stats_fd, &st);
+
+	if (err)
+		return err;
+	for (size_t k = 0; k < NKVM; k++) {
+		uint64_t x;
+
+		if (!vms_stats_value_by_name(st, kvm_names[k], &x))
+			val[NPROC + k] = (double)x;
+	}
+	vms_stats_free(st);
+	return 0;
+}
+
+static void fill_vcpu(struct vms_sampler *s, const struct vms_host_vm *vm,
+		      const struct vms_host_vcpu *v, size_t idx, double *val, double *rate,
+		      double dt, struct vms_sample_vm *svm)
+{
+	const struct tp_vm *t = s->events ? tp_find(s, vm->pid) : NULL;
+	const struct vms_sample_vcpu *pv = prev_vcpu(&s->prev, vm->pid, v->tid);
+	int err;
+
+	for (size_t k = 0; k < NF; k++)
+		val[k] = rate[k] = NAN;
+	if (!(v->stat_err && v->schedstat_err)) {
+		const uint64_t ns[NPROC] = { v->run_ns, v->wait_ns, v->user_ns, v->system_ns,
+					     v->guest_ns };
+
+		for (size_t k = 0; k < NPROC; k++)
+			val[k] = (double)ns[k] / 1e9;
+	}
+	err = read_kvm(vm, v, val);
+	if (err && !svm->kvm_err)
+		svm->kvm_err = err;
+	/* Rates of the fields read anew every sample, against the previous sample. */
+	for (size_t k = 0; k < NPROC + NKVM && pv && dt > 0; k++)
+		if (!isnan(val[k]) && !isnan(pv->value[k]) && val[k] >= pv->value[k])
+			rate[k] = (val[k] - pv->value[k]) / dt;
+	/* Events: counts since the counters opened; rates once they were read before. */
+	if (t && t->tc && idx < t->ntids && t->tids[idx] == v->tid) {
+		double tdt = (double)(t->read_ns - t->prev_ns) / 1e9;
+
+		for (size_t e = 0; e < NTP; e++) {
+			size_t x = idx * NTP + e;
+
+			if (!t->valid[x])
+				continue;
+			val[NPROC + NKVM + e] = (double)t->now[x];
+			if (t->has_prev && tdt > 0)
+				rate[NPROC + NKVM + e] = (double)(t->now[x] - t->prev[x]) / tdt;
+		}
+	}
+}
+
+static int fill(struct vms_sampler *s, struct store *st)
+{
+	size_t nvms = 0, nv = 0, m = 0, vi = 0;
+
+	for (size_t i = 0; i < st->nhost; i++)
+		if (selected(s, &st->host[i])) {
+			nvms++;
+			nv += st->host[i].nvcpus;
+		}
+	st->vms = calloc(nvms + 1, sizeof(*st->vms));
+	st->vcpus = calloc(nv + 1, sizeof(*st->vcpus));
+	st->vals = malloc((2 * nv + 2 * nvms + 1) * NF * sizeof(double));
+	if (!st->vms || !st->vcpus || !st->vals)
+		return -ENOMEM;
+	for (size_t i = 0; i < st->nhost; i++) {
+		const struct vms_host_vm *vm = &st->host[i];
+		struct vms_sample_vm *svm;
+		const struct tp_vm *t;
+		double *sum, *srate;
+
+		if (!selected(s, vm))
+			continue;
+		svm = &st->vms[m++];
+		svm->vm = vm;
+		svm->vcpus = &st->vcpus[vi];
+		svm->nvcpus = vm->nvcpus;
+		svm->new_vm = !prev_has_vm(&s->prev, vm->pid);
+		svm->events_msg = "";
+		t = s->events ? tp_find(s, vm->pid) : NULL;
+		if (t && !t->tc && vm->nvcpus) {
+			svm->events_err = t->err ? t->err : -ENOENT;
+			svm->events_msg = t->msg;
+		}
+		sum = st->vals + (2 * nv + 2 * (m - 1)) * NF;
+		srate = sum + NF;
+		for (size_t k = 0; k < NF; k++) {
+			sum[k] = NAN;
+			srate[k] = 0;
+		}
+		for (size_t j = 0; j < vm->nvcpus; j++, vi++) {
+			struct vms_sample_vcpu *sv = &st->vcpus[vi];
+			double *val = st->vals + 2 * vi * NF, *rate = val + NF;
+
+			sv->thread = &vm->vcpus[j];
+			sv->value = val;
+			sv->rate = rate;
+			fill_vcpu(s, vm, &vm->vcpus[j], j, val, rate, st->pub.dt, svm);
+			for (size_t k = 0; k < NF; k++) {
+				if (isnan(val[k]))
+					continue;
+				sum[k] = isnan(sum[k]) ? val[k] : sum[k] + val[k];
+				srate[k] += rate[k]; /* NAN once any vCPU lacks its rate */
+			}
+		}
+		for (size_t k = 0; k < NF; k++)
+			if (isnan(sum[k]))
+				srate[k] = NAN;
+		svm->sum = sum;
+		svm->sum_rate = srate;
+	}
+	st->pub.vms = st->vms;
+	st->pub.nvms = nvms;
+	return 0;
+}
+
+static void fill_cpus(struct vms_sampler *s, struct store *st)
+{
+	if (vms_host_cpus_read(s->proc_root, &st->raw, &st->nraw))
+		return; /* the sample lacks its host CPUs, nothing else */
+	st->cpus = calloc(st->nraw + 1, sizeof(*st->cpus));
+	if (!st->cpus)
+		return;
+	st->pub.cpus_since_boot = !s->prev.raw;
+	for (size_t i = 0; i < st->nraw; i++) {
+		const struct vms_host_cpu *p = NULL;
+
+		for (size_t k = 0; k < s->prev.nraw && !p; k++)
+			if (s->prev.raw[k].cpu == st->raw[i].cpu)
+				p = &s->prev.raw[k];
+		if (!vms_cpu_shares(&st->raw[i], s->prev.raw ? p : NULL,
+				    st->cpus[st->pub.ncpus].share))
+			continue;
+		st->cpus[st->pub.ncpus++].cpu = st->raw[i].cpu;
+	}
+	st->pub.cpus = st->cpus;
+}
+
+int vms_sampler_update(struct vms_sampler *s)
+{
+	struct vms_host_opts ho = { sizeof(ho), s->proc_root, s->debugfs_root };
+	struct store st;
+	int err;
+
+	memset(&st, 0, sizeof(st));
+	err = vms_host_vms_list(&ho, &st.host, &st.nhost);
+	if (err)
+		return err;
+	st.pub.ts_ns = mono_ns();
+	st.pub.dt = s->cur.pub.ts_ns ? (double)(st.pub.ts_ns - s->cur.pub.ts_ns) / 1e9 : 0;
+	if (s->events && (err = tp_update(s, st.host, st.nhost))) {
+		store_free(&st);
+		return err;
+	}
+	/* The current sample becomes the previous one while the new one is filled. */
+	store_free(&s->prev);
+	s->prev = s->cur;
+	memset(&s->cur, 0, sizeof(s->cur));
+	err = fill(s, &st);
+	if (err) {
+		store_free(&st);
+		s->cur = s->prev;
+		memset(&s->prev, 0, sizeof(s->prev));
+		return err;
+	}
+	fill_cpus(s, &st);
+	s->cur = st;
+	return 0;
+}
+
+int vms_sampler_new(const struct vms_sampler_opts *opts, struct vms_sampler **out)
+{
+	struct vms_sampler *s;
+
+	*out = NULL;
+	if (opts && opts->sz < sizeof(*opts))
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->events = !(opts && opts->no_events);
+	if (opts) {
+		s->pid = opts->pid;
+		if ((opts->proc_root && !(s->proc_root = strdup(opts->proc_root))) ||
+		    (opts->debugfs_root && !(s->debugfs_root = strdup(opts->debugfs_root))) ||
+		    (opts->guest && !(s->guest = strdup(opts->guest)))) {
+			vms_sampler_free(s);
+			return -ENOMEM;
+		}
+	}
+	*out = s;
+	return 0;
+}
+
+const struct vms_sample *vms_sampler_sample(const struct vms_sampler *s)
+{
+	return &s->cur.pub;
+}
+
+size_t vms_sampler_nfields(const struct vms_sampler *s)
+{
+	(void)s;
+	return NF;
+}
+
+const struct vms_field_info *vms_sampler_field(const struct vms_sampler *s, size_t k)
+{
+	(void)s;
+	return k < NF ? &fields[k] : NULL;
+}
+
+int vms_sampler_field_index(const struct vms_sampler *s, const char *key)
+{
+	(void)s;
+	for (size_t k = 0; k < NF; k++)
+		if (!strcmp(fields[k].key, key))
+			return (int)k;
+	return -1;
+}
+
+void vms_sampler_free(struct vms_sampler *s)
+{
+	if (!s)
+		return;
+	for (size_t k = 0; k < s->ntpv; k++)
+		tp_vm_clear(&s->tpv[k]);
+	free(s->tpv);
+	store_free(&s->cur);
+	store_free(&s->prev);
+	free(s->proc_root);
+	free(s->debugfs_root);
+	free(s->guest);
+	free(s);
+}
