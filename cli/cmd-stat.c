@@ -45,6 +45,9 @@ static const char usage_text[] =
 	"  -g, --guest NAME         only VMs with this name\n"
 	"  -f, --format FMT         table, csv or json [table]\n"
 	"      --no-events          do not count kvm trace events per vCPU thread\n"
+	"  -x, --exit-reasons       exits by reason per vCPU: kvm_exit by VMX/SVM exit reason,\n"
+	"                           exits to the VMM by KVM_EXIT_* reason (a hist trigger in\n"
+	"                           the kernel, else traced in an instance of vmscope's own)\n"
 	"  -l, --log                log: one line per VM, vCPU and field with a timestamp\n"
 	"                           (text, CSV with one header, or JSON lines by --format)\n"
 	"  -F, --fields REGEX       only the fields whose key this regex matches (table and\n"
@@ -60,7 +63,7 @@ static const char usage_text[] =
 	"Exit status: 0, 1 when no VM matched -p/-g, 2 for a wrong command line.\n";
 
 struct stat_args {
-	bool once, verbose, events;
+	bool once, verbose, events, reasons;
 	bool log, skip_zero, has_fields;
 	regex_t fields;			 /* --fields: which log rows */
 	const char *output;		 /* --output: log into this file, not stdout */
@@ -85,6 +88,7 @@ static int parse_args(int argc, char **argv, struct stat_args *a)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "no-events", no_argument, NULL, 'E' },
+		{ "exit-reasons", no_argument, NULL, 'x' },
 		{ "log", no_argument, NULL, 'l' },
 		{ "fields", required_argument, NULL, 'F' },
 		{ "skip-zero", no_argument, NULL, 'z' },
@@ -103,7 +107,7 @@ static int parse_args(int argc, char **argv, struct stat_args *a)
 	a->interval_ns = 1000000000ULL;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "1s:n:p:g:f:vhlF:zo:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "1s:n:p:g:f:vhlF:zo:x", longopts, NULL)) != -1) {
 		switch (c) {
 		case '1':
 			a->once = true;
@@ -139,6 +143,9 @@ static int parse_args(int argc, char **argv, struct stat_args *a)
 			break;
 		case 'E':
 			a->events = false;
+			break;
+		case 'x':
+			a->reasons = true;
 			break;
 		case 'l':
 			a->log = true;
@@ -358,6 +365,77 @@ static void print_block(const struct stat_args *a, const struct vms_sampler *s,
 	}
 }
 
+/* A reason's key for --fields and --log: "reasons.kvm_exit.HLT", "reasons.userspace_exit.MMIO"
+ * (a code without a name is its number). */
+static const char *reason_key(const struct vms_sample_reason *r, char *buf, size_t len)
+{
+	if (r->name)
+		snprintf(buf, len, "reasons.%s.%s", vms_reason_kind_name(r->kind), r->name);
+	else
+		snprintf(buf, len, "reasons.%s.%" PRIu64, vms_reason_kind_name(r->kind), r->code);
+	return buf;
+}
+
+/* The reason @like of vCPU @v, or NULL. */
+static const struct vms_sample_reason *vcpu_reason(const struct vms_sample_vcpu *v,
+						   const struct vms_sample_reason *like)
+{
+	for (size_t i = 0; i < v->nreasons; i++)
+		if (v->reasons[i].kind == like->kind && v->reasons[i].code == like->code)
+			return &v->reasons[i];
+	return NULL;
+}
+
+#define REASON_VCPU_COLS 8
+
+/* Rows: the VM's exit reasons; columns: the VM's sum, then its first vCPUs. */
+static void print_reasons(const struct stat_args *a, const struct vms_sample *smp,
+			  const struct vms_sample_vm *v, bool rates)
+{
+	size_t ncols = v->nvcpus < REASON_VCPU_COLS ? v->nvcpus : REASON_VCPU_COLS;
+	char key[128], title[16];
+
+	if (!v->nreasons)
+		return;
+	printf("  exits by reason (%s), %s:\n",
+	       !strcmp(smp->reasons_backend, "hist") ? "counted in the kernel by a hist trigger"
+						     : "traced and counted by vmscope",
+	       rates ? "per second over the interval" : "counts since vmscope began counting");
+	printf("  %-40s %10s", "reason", rates ? "all/s" : "all");
+	for (size_t j = 0; j < ncols; j++) {
+		snprintf(title, sizeof(title), "vcpu%d", v->vcpus[j].thread->vcpu);
+		printf(" %9s", title);
+	}
+	if (ncols < v->nvcpus)
+		printf("  (first %zu vCPUs; all in --format json)", ncols);
+	printf("\n");
+	for (size_t i = 0; i < v->nreasons; i++) {
+		const struct vms_sample_reason *r = &v->reasons[i];
+		double x = rates ? r->rate : r->value;
+		const char *k = reason_key(r, key, sizeof(key));
+
+		if (a->has_fields && regexec(&a->fields, k, 0, NULL, 0))
+			continue;
+		if (a->skip_zero && (isnan(x) || x == 0))
+			continue;
+		printf("  %-40s", k + strlen("reasons."));
+		if (isnan(x))
+			printf(" %10s", "-");
+		else
+			printf(" %10.0f", x);
+		for (size_t j = 0; j < ncols; j++) {
+			const struct vms_sample_reason *vr = vcpu_reason(&v->vcpus[j], r);
+			double y = vr ? (rates ? vr->rate : vr->value) : 0;
+
+			if (isnan(y))
+				printf(" %9s", "-");
+			else
+				printf(" %9.0f", y);
+		}
+		printf("\n");
+	}
+}
+
 static void print_debugfs(const struct vms_host_vm *vm)
 {
 	struct debugfs_summary ds;
@@ -398,6 +476,10 @@ static void print_table(const struct stat_args *a, const struct vms_sampler *s)
 			printf("  KVM statistics: %s\n", kvm_explain(v->kvm_err));
 		if (a->events && v->events_err)
 			printf("  kernel-counted events: %s\n", events_explain(v));
+		if (a->reasons && smp->reasons_err)
+			printf("  exits by reason: %s\n", smp->reasons_msg[0]
+								  ? smp->reasons_msg
+								  : vms_strerror(smp->reasons_err));
 		print_block(a, s, v, VMS_FIELD_PROC, rates, true,
 			    rates ? "CPU time, % of one CPU over the interval (procfs, schedstat)"
 				  : "CPU time since the thread began (procfs, schedstat)");
@@ -409,6 +491,8 @@ static void print_table(const struct stat_args *a, const struct vms_sampler *s)
 				    "interval"
 				  : "kernel-counted events (tracepoints), counts since vmscope "
 				    "began counting");
+		if (smp->reasons_backend)
+			print_reasons(a, smp, v, rates);
 	}
 }
 
@@ -508,6 +592,36 @@ static void json_events(struct vms_json *j, const struct vms_sampler *s, const d
 	vms_json_object_end(j);
 }
 
+/* {"kvm_exit": {"HLT": {"code", "count", "per_s"}}, "userspace_exit": {...}} */
+static void json_reasons(struct vms_json *j, const struct vms_sample_reason *r, size_t n)
+{
+	vms_json_object_begin(j, "exit_reasons");
+	for (int k = 0; k < VMS_REASON_KINDS; k++) {
+		bool open = false;
+
+		for (size_t i = 0; i < n; i++) {
+			char code[24];
+
+			if (r[i].kind != (enum vms_reason_kind)k)
+				continue;
+			if (!open) {
+				vms_json_object_begin(j, vms_reason_kind_name(r[i].kind));
+				open = true;
+			}
+			snprintf(code, sizeof(code), "%" PRIu64, r[i].code);
+			vms_json_object_begin(j, r[i].name ? r[i].name : code);
+			vms_json_u64(j, "code", r[i].code);
+			vms_json_u64(j, "count", (uint64_t)r[i].value);
+			if (!isnan(r[i].rate))
+				vms_json_double(j, "per_s", r[i].rate);
+			vms_json_object_end(j);
+		}
+		if (open)
+			vms_json_object_end(j);
+	}
+	vms_json_object_end(j);
+}
+
 static void json_debugfs(struct vms_json *j, const struct vms_host_vm *vm)
 {
 	struct debugfs_summary ds;
@@ -572,6 +686,8 @@ static void print_json(const struct stat_args *a, const struct vms_sampler *s)
 			vms_json_string(&j, "events_error", events_explain(sv));
 		else if (a->events)
 			json_events(&j, s, sv->sum, sv->sum_rate);
+		if (smp->reasons_backend)
+			json_reasons(&j, sv->reasons, sv->nreasons);
 		vms_json_array_begin(&j, "vcpus");
 		for (size_t k = 0; k < sv->nvcpus; k++) {
 			const struct vms_host_vcpu *v = sv->vcpus[k].thread;
@@ -593,12 +709,26 @@ static void print_json(const struct stat_args *a, const struct vms_sampler *s)
 			json_kvm_stats(&j, vm->pid, v->stats_fd);
 			if (a->events && !sv->events_err)
 				json_events(&j, s, sv->vcpus[k].value, sv->vcpus[k].rate);
+			if (smp->reasons_backend)
+				json_reasons(&j, sv->vcpus[k].reasons, sv->vcpus[k].nreasons);
 			vms_json_object_end(&j);
 		}
 		vms_json_array_end(&j);
 		vms_json_object_end(&j);
 	}
 	vms_json_array_end(&j);
+	if (a->reasons) {
+		vms_json_object_begin(&j, "exit_reasons");
+		if (smp->reasons_backend) {
+			vms_json_string(&j, "backend", smp->reasons_backend);
+			vms_json_u64(&j, "dropped", smp->reasons_dropped);
+		} else {
+			vms_json_string(&j, "error",
+					smp->reasons_msg[0] ? smp->reasons_msg
+							    : vms_strerror(smp->reasons_err));
+		}
+		vms_json_object_end(&j);
+	}
 	if (smp->ncpus)
 		json_host(&j, smp);
 	vms_json_object_end(&j);
@@ -729,6 +859,20 @@ static void log_row(struct log_sink *ls, const struct stat_args *a, const char *
 	}
 }
 
+static void log_reasons(struct log_sink *ls, const struct stat_args *a, const char *ts,
+			const struct vms_host_vm *vm, int vcpu, const struct vms_sample_reason *r,
+			size_t n)
+{
+	char key[128];
+
+	for (size_t i = 0; i < n; i++) {
+		const char *k = reason_key(&r[i], key, sizeof(key));
+
+		if (!a->has_fields || !regexec(&a->fields, k, 0, NULL, 0))
+			log_row(ls, a, ts, vm, vcpu, k, r[i].value, r[i].rate);
+	}
+}
+
 static void log_report(struct log_sink *ls, const struct stat_args *a, const struct vms_sampler *s)
 {
 	const struct vms_sample *smp = vms_sampler_sample(s);
@@ -746,6 +890,9 @@ static void log_report(struct log_sink *ls, const struct stat_args *a, const str
 					log_row(ls, a, ts, v->vm, v->vcpus[j].thread->vcpu, f->key,
 						v->vcpus[j].value[k], v->vcpus[j].rate[k]);
 			}
+		for (size_t j = 0; j < v->nvcpus; j++)
+			log_reasons(ls, a, ts, v->vm, v->vcpus[j].thread->vcpu, v->vcpus[j].reasons,
+				    v->vcpus[j].nreasons);
 		/* The VM's sums, as kvm_stat shows them. */
 		for (size_t k = 0; k < vms_sampler_nfields(s); k++) {
 			const struct vms_field_info *f = vms_sampler_field(s, k);
@@ -753,6 +900,7 @@ static void log_report(struct log_sink *ls, const struct stat_args *a, const str
 			if (!isnan(v->sum[k]) && field_wanted(a, f))
 				log_row(ls, a, ts, v->vm, -1, f->key, v->sum[k], v->sum_rate[k]);
 		}
+		log_reasons(ls, a, ts, v->vm, -1, v->reasons, v->nreasons);
 	}
 	if (ls->f && (fflush(ls->f) || ferror(ls->f)) && !ls->err)
 		ls->err = errno ? errno : EIO;
@@ -848,6 +996,7 @@ static int cmd_stat_run(int argc, char **argv)
 			.pid = a.pid,
 			.guest = a.guest,
 			.no_events = !a.events || (!a.log && a.format == CLI_FORMAT_CSV),
+			.exit_reasons = a.reasons,
 		};
 
 		ret = vms_sampler_new(&so, &s);

@@ -41,10 +41,25 @@ struct vms_field_info {
 	bool seconds; /* a time in seconds (its rate is a share of one CPU), else a count */
 };
 
+/* Exits by reason (with vms_sampler_opts.exit_reasons): the kvm_exit tracepoint by its
+ * exit_reason (VMX or SVM), and exits to the VMM (kvm_userspace_exit) by KVM_EXIT_*
+ * reason, counted since the sampler began, per vCPU thread. */
+enum vms_reason_kind { VMS_REASON_KVM_EXIT, VMS_REASON_USERSPACE, VMS_REASON_KINDS };
+
+struct vms_sample_reason {
+	enum vms_reason_kind kind;
+	uint64_t code;	  /* the exit_reason or KVM_EXIT_* number */
+	const char *name; /* "EPT_VIOLATION", "npf", "MMIO", ...; NULL for a code without one */
+	double value;	  /* count */
+	double rate;	  /* per second over the interval; NAN when not known (yet) */
+};
+
 struct vms_sample_vcpu {
 	const struct vms_host_vcpu *thread;
 	const double *value; /* one per field: NAN when not known for this thread */
 	const double *rate;  /* per second over the interval; NAN when not known (yet) */
+	size_t nreasons;     /* sorted by kind and code */
+	const struct vms_sample_reason *reasons;
 };
 
 struct vms_sample_vm {
@@ -53,6 +68,8 @@ struct vms_sample_vm {
 	const struct vms_sample_vcpu *vcpus;
 	const double *sum;	/* over its vCPUs; NAN where no vCPU knows the field */
 	const double *sum_rate; /* NAN unless every vCPU that knows the field has a rate */
+	size_t nreasons;	/* the sums of its vCPUs' exits by reason */
+	const struct vms_sample_reason *reasons;
 	int kvm_err;		/* 0, or why a vCPU's KVM statistics are not readable */
 	int events_err;		/* 0, or why events are not counted for this VM */
 	const char *events_msg; /* the kernel's detail for events_err, "" when none */
@@ -86,6 +103,13 @@ struct vms_sample {
 	size_t ncpus;	      /* 0 when /proc/stat could not be read */
 	bool cpus_since_boot; /* shares since boot (first sample), else over dt */
 	const struct vms_sample_cpu *cpus;
+	/* With exit_reasons: how they are counted ("hist": in the kernel; "stream": traced
+	 * and counted by vmscope), the events not counted (tables full, ring buffer lost),
+	 * or why they cannot be counted. */
+	const char *reasons_backend; /* NULL when not counted */
+	uint64_t reasons_dropped;
+	int reasons_err;
+	const char *reasons_msg; /* detail for reasons_err, "" when none */
 };
 
 struct vms_sampler_opts {
@@ -95,6 +119,7 @@ struct vms_sampler_opts {
 	int pid;		  /* only the VM of this process; 0: every VM */
 	const char *guest;	  /* only VMs with this name; NULL: every VM */
 	bool no_events;		  /* do not count trace events (no perf counters opened) */
+	bool exit_reasons;	  /* count exits by reason (vms_keycount: hist trigger or stream) */
 };
 
 struct vms_sampler;
@@ -134,6 +159,9 @@ VMS_API void vms_sampler_free(struct vms_sampler *s);
  */
 VMS_API bool vms_cpu_shares(const struct vms_host_cpu *c, const struct vms_host_cpu *prev,
 			    double share[VMS_CPU_KINDS]);
+
+/** vms_reason_kind_name() - "kvm_exit", "userspace_exit" (static). */
+VMS_API const char *vms_reason_kind_name(enum vms_reason_kind k);
 
 /** vms_cpu_kind_name() - "user", "nice", "system", "irq", "guest", "steal", ... (static) */
 VMS_API const char *vms_cpu_kind_name(enum vms_cpu_kind k);

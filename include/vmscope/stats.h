@@ -186,6 +186,96 @@ VMS_API int vms_tpcount_read(struct vms_tpcount *tc, uint64_t *counts, bool *val
 /** vms_tpcount_free() - close the counters; NULL is a no-op. */
 VMS_API void vms_tpcount_free(struct vms_tpcount *tc);
 
+/* ---- trace events counted per thread and key field (exit reasons) ---- */
+
+/* An event to count by thread and by the value of one of its fields, e.g. kvm:kvm_exit
+ * by exit_reason. */
+struct vms_keyed_event {
+	const char *system, *name, *key;
+};
+
+/* How the kernel's events are counted. */
+enum vms_keycount_backend {
+	VMS_KEYCOUNT_AUTO,   /* a hist trigger where the kernel has them, else a stream */
+	VMS_KEYCOUNT_HIST,   /* hist triggers: the kernel counts, nothing is traced */
+	VMS_KEYCOUNT_STREAM, /* the events are traced and counted here as they come */
+};
+
+struct vms_keycount_opts {
+	size_t sz;			   /* sizeof(struct vms_keycount_opts) */
+	enum vms_keycount_backend backend; /* VMS_KEYCOUNT_AUTO by default */
+	unsigned int entries;		   /* (thread, key) pairs kept per event; 0: 8192 */
+	unsigned int buffer_kb;		   /* stream: ring buffer per CPU; 0: 1024 */
+};
+
+/* One count: event @event (index into the events given) of thread @tid with key @key. */
+struct vms_keycount_entry {
+	uint32_t event;
+	int tid;
+	uint64_t key;
+	uint64_t count;
+};
+
+struct vms_keycount;
+
+/**
+ * vms_keycount_open() - count events @ev by thread and key, from now on, host-wide
+ * @opts: NULL for the defaults
+ * @out: receives the counter; free with vms_keycount_free() (which removes its tracefs
+ *       instance)
+ * @msg: why it could not open, for people
+ *
+ * Works in a tracefs instance of its own ("vmscope-<pid>-keys"): a hist trigger
+ * "keys=common_pid,KEY" on each event where the kernel has CONFIG_HIST_TRIGGERS (the
+ * events are then counted in the kernel and never traced), else the events are traced in
+ * that instance and counted by a thread of the counter's own, with the events the ring
+ * buffer lost counted in vms_keycount_dropped(). An event this kernel lacks is skipped.
+ * Needs root. Return: 0, or a negative errno (-EACCES, -ENOENT when no event exists,
+ * -EOPNOTSUPP when VMS_KEYCOUNT_HIST was asked for and the kernel has none).
+ */
+VMS_API int vms_keycount_open(const struct vms_keyed_event *ev, size_t nev,
+			      const struct vms_keycount_opts *opts, struct vms_keycount **out,
+			      char *msg, size_t msglen);
+
+/** vms_keycount_backend() - VMS_KEYCOUNT_HIST or VMS_KEYCOUNT_STREAM. */
+VMS_API enum vms_keycount_backend vms_keycount_backend(const struct vms_keycount *kc);
+
+/**
+ * vms_keycount_read() - the counts since vms_keycount_open()
+ * @out: receives the entries, sorted by event, thread and key; owned by @kc, valid until
+ *       the next call
+ * @n: receives how many
+ * Return: 0, or a negative errno (the hist file could not be read or parsed).
+ */
+VMS_API int vms_keycount_read(struct vms_keycount *kc, const struct vms_keycount_entry **out,
+			      size_t *n);
+
+/**
+ * vms_keycount_dropped() - events that were not counted: hist tables full, the stream's
+ * own table full, or events the ring buffer lost. As of the last vms_keycount_read().
+ */
+VMS_API uint64_t vms_keycount_dropped(const struct vms_keycount *kc);
+
+/** vms_keycount_free() - stop counting, remove the tracefs instance; NULL is a no-op. */
+VMS_API void vms_keycount_free(struct vms_keycount *kc);
+
+/**
+ * vms_hist_parse() - read the table of a hist trigger keyed on common_pid and @key
+ * @text, @len: the "hist" file's content (need not end in NUL)
+ * @key: the other key's field name, e.g. "exit_reason"
+ * @out, @max: receives up to @max entries (their event is 0); *@n says how many; more
+ *             lines than @max are counted in *@dropped
+ * @dropped: receives the table's "Dropped:" total (plus the lines past @max)
+ *
+ * Lines look like "{ common_pid:       2520, exit_reason:         30 } hitcount:   7";
+ * comments, blank lines and the Totals block are read over.
+ * Return: 0, or -VMS_E_PARSE at the first line that does not parse (*@n then holds the
+ * entries before it).
+ */
+VMS_API int vms_hist_parse(const char *text, size_t len, const char *key,
+			   struct vms_keycount_entry *out, size_t max, size_t *n,
+			   uint64_t *dropped);
+
 /* ---- debugfs: /sys/kernel/debug/kvm/<pid>-<fd>/ ---- */
 
 /* One file of a per-VM debugfs folder. */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "vmscope/arch-x86.h"
 #include "vmscope/sampler.h"
 #include "vmscope/stats.h"
 
@@ -89,6 +90,7 @@ struct store {
 	struct vms_host_cpu *raw;
 	size_t nraw;
 	struct vms_sample_cpu *cpus;
+	struct vms_sample_reason *reasons; /* the vCPUs', then the VMs' sums */
 };
 
 struct vms_sampler {
@@ -98,7 +100,29 @@ struct vms_sampler {
 	struct tp_vm *tpv;
 	size_t ntpv;
 	struct store cur, prev;
+	/* exits by reason */
+	bool reasons;
+	struct vms_keycount *kc;
+	int kc_err;
+	char kc_msg[256];
+	enum vms_x86_isa isa;
+	const struct vms_keycount_entry *kent; /* the last read, sorted */
+	size_t nkent;
+	uint64_t kc_read_ns, kc_prev_ns;
 };
+
+/* The two keyed events, in the order of enum vms_reason_kind. */
+static const struct vms_keyed_event reason_events[VMS_REASON_KINDS] = {
+	{ "kvm", "kvm_exit", "exit_reason" },
+	{ "kvm", "kvm_userspace_exit", "reason" },
+};
+
+static const char *const reason_kind_names[VMS_REASON_KINDS] = { "kvm_exit", "userspace_exit" };
+
+const char *vms_reason_kind_name(enum vms_reason_kind k)
+{
+	return (unsigned int)k < VMS_REASON_KINDS ? reason_kind_names[k] : "?";
+}
 
 static void tp_vm_clear(struct tp_vm *t)
 {
@@ -254,6 +278,7 @@ static void store_free(struct store *st)
 	free(st->vals);
 	free(st->raw);
 	free(st->cpus);
+	free(st->reasons);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -339,19 +364,122 @@ static void fill_vcpu(struct vms_sampler *s, const struct vms_host_vm *vm,
 	}
 }
 
+/* The first entry of the last keycount read at or after (@kind, @tid). */
+static size_t kent_lower(const struct vms_sampler *s, uint32_t kind, int tid)
+{
+	size_t lo = 0, hi = s->nkent;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct vms_keycount_entry *e = &s->kent[mid];
+
+		if (e->event < kind || (e->event == kind && e->tid < tid))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static size_t kent_count(const struct vms_sampler *s, int tid)
+{
+	size_t n = 0;
+
+	for (uint32_t k = 0; k < VMS_REASON_KINDS; k++)
+		for (size_t i = kent_lower(s, k, tid);
+		     i < s->nkent && s->kent[i].event == k && s->kent[i].tid == tid; i++)
+			n++;
+	return n;
+}
+
+static const char *reason_name(const struct vms_sampler *s, enum vms_reason_kind k, uint64_t c)
+{
+	if (c > UINT32_MAX)
+		return NULL;
+	return k == VMS_REASON_KVM_EXIT ? vms_x86_exit_reason_name(s->isa, (uint32_t)c)
+					: vms_kvm_exit_name((uint32_t)c);
+}
+
+/* The exits by reason of one vCPU thread, into @r; returns how many. */
+static size_t fill_reasons(const struct vms_sampler *s, int tid, const struct vms_sample_vcpu *pv,
+			   struct vms_sample_reason *r)
+{
+	double dt = s->kc_prev_ns ? (double)(s->kc_read_ns - s->kc_prev_ns) / 1e9 : 0;
+	size_t n = 0;
+
+	for (uint32_t k = 0; k < VMS_REASON_KINDS; k++)
+		for (size_t i = kent_lower(s, k, tid);
+		     i < s->nkent && s->kent[i].event == k && s->kent[i].tid == tid; i++) {
+			struct vms_sample_reason *x = &r[n++];
+
+			x->kind = (enum vms_reason_kind)k;
+			x->code = s->kent[i].key;
+			x->name = reason_name(s, x->kind, x->code);
+			x->value = (double)s->kent[i].count;
+			x->rate = NAN;
+			if (!pv || dt <= 0)
+				continue;
+			/* A reason the thread had not shown before had 0 then: counting
+			 * began before either sample. */
+			x->rate = x->value / dt;
+			for (size_t j = 0; j < pv->nreasons; j++)
+				if (pv->reasons[j].kind == x->kind &&
+				    pv->reasons[j].code == x->code)
+					x->rate = x->value >= pv->reasons[j].value
+							  ? (x->value - pv->reasons[j].value) / dt
+							  : NAN;
+		}
+	return n;
+}
+
+static int reason_cmp(const void *a, const void *b)
+{
+	const struct vms_sample_reason *x = a, *y = b;
+
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	return x->code < y->code ? -1 : x->code > y->code;
+}
+
+/* The VM's sums of its vCPUs' @n reasons at @r, into @sum; returns how many. */
+static size_t sum_reasons(const struct vms_sample_vm *svm, struct vms_sample_reason *sum)
+{
+	size_t n = 0;
+
+	for (size_t j = 0; j < svm->nvcpus; j++)
+		for (size_t i = 0; i < svm->vcpus[j].nreasons; i++) {
+			const struct vms_sample_reason *x = &svm->vcpus[j].reasons[i];
+			size_t k;
+
+			for (k = 0; k < n; k++)
+				if (sum[k].kind == x->kind && sum[k].code == x->code)
+					break;
+			if (k == n)
+				sum[n++] = (struct vms_sample_reason){ x->kind, x->code, x->name, 0,
+								       0 };
+			sum[k].value += x->value;
+			sum[k].rate += x->rate; /* NAN once a vCPU lacks it */
+		}
+	qsort(sum, n, sizeof(*sum), reason_cmp);
+	return n;
+}
+
 static int fill(struct vms_sampler *s, struct store *st)
 {
-	size_t nvms = 0, nv = 0, m = 0, vi = 0;
+	size_t nvms = 0, nv = 0, m = 0, vi = 0, nr = 0, ri = 0;
 
 	for (size_t i = 0; i < st->nhost; i++)
 		if (selected(s, &st->host[i])) {
 			nvms++;
 			nv += st->host[i].nvcpus;
+			for (size_t j = 0; s->kent && j < st->host[i].nvcpus; j++)
+				nr += kent_count(s, st->host[i].vcpus[j].tid);
 		}
 	st->vms = calloc(nvms + 1, sizeof(*st->vms));
 	st->vcpus = calloc(nv + 1, sizeof(*st->vcpus));
 	st->vals = malloc((2 * nv + 2 * nvms + 1) * NF * sizeof(double));
-	if (!st->vms || !st->vcpus || !st->vals)
+	st->reasons = calloc(2 * nr + 1, sizeof(*st->reasons));
+	if (!st->vms || !st->vcpus || !st->vals || !st->reasons)
 		return -ENOMEM;
 	for (size_t i = 0; i < st->nhost; i++) {
 		const struct vms_host_vm *vm = &st->host[i];
@@ -386,6 +514,14 @@ static int fill(struct vms_sampler *s, struct store *st)
 			sv->value = val;
 			sv->rate = rate;
 			fill_vcpu(s, vm, &vm->vcpus[j], j, val, rate, st->pub.dt, svm);
+			if (s->kent) {
+				sv->reasons = &st->reasons[ri];
+				sv->nreasons =
+					fill_reasons(s, vm->vcpus[j].tid,
+						     prev_vcpu(&s->prev, vm->pid, vm->vcpus[j].tid),
+						     &st->reasons[ri]);
+				ri += sv->nreasons;
+			}
 			for (size_t k = 0; k < NF; k++) {
 				if (isnan(val[k]))
 					continue;
@@ -398,6 +534,11 @@ static int fill(struct vms_sampler *s, struct store *st)
 				srate[k] = NAN;
 		svm->sum = sum;
 		svm->sum_rate = srate;
+		if (s->kent) {
+			svm->reasons = &st->reasons[ri];
+			svm->nreasons = sum_reasons(svm, &st->reasons[ri]);
+			ri += svm->nreasons;
+		}
 	}
 	st->pub.vms = st->vms;
 	st->pub.nvms = nvms;
@@ -426,6 +567,35 @@ static void fill_cpus(struct vms_sampler *s, struct store *st)
 	st->pub.cpus = st->cpus;
 }
 
+/* Open the exit-reason counter on the first sample, then read it every sample. */
+static void reasons_update(struct vms_sampler *s, struct vms_sample *pub)
+{
+	if (!s->kc && !s->kc_err) {
+		enum vms_kvm_flavor f = vms_host_kvm_flavor(NULL);
+
+		s->isa = f == VMS_KVM_VMX   ? VMS_X86_VMX
+			 : f == VMS_KVM_SVM ? VMS_X86_SVM
+					    : VMS_X86_UNKNOWN;
+		s->kc_err = vms_keycount_open(reason_events, VMS_REASON_KINDS, NULL, &s->kc,
+					      s->kc_msg, sizeof(s->kc_msg));
+	}
+	pub->reasons_err = s->kc_err;
+	pub->reasons_msg = s->kc_msg;
+	if (!s->kc)
+		return;
+	pub->reasons_backend = vms_keycount_backend(s->kc) == VMS_KEYCOUNT_HIST ? "hist" : "stream";
+	s->kc_prev_ns = s->kc_read_ns;
+	if (vms_keycount_read(s->kc, &s->kent, &s->nkent)) {
+		/* A table that did not parse: none this time, never a wrong one. */
+		s->kent = NULL;
+		s->nkent = 0;
+		s->kc_read_ns = 0; /* no rates against this sample */
+		return;
+	}
+	s->kc_read_ns = mono_ns();
+	pub->reasons_dropped = vms_keycount_dropped(s->kc);
+}
+
 int vms_sampler_update(struct vms_sampler *s)
 {
 	struct vms_host_opts ho = { sizeof(ho), s->proc_root, s->debugfs_root };
@@ -442,6 +612,8 @@ int vms_sampler_update(struct vms_sampler *s)
 		store_free(&st);
 		return err;
 	}
+	if (s->reasons)
+		reasons_update(s, &st.pub);
 	/* The current sample becomes the previous one while the new one is filled. */
 	store_free(&s->prev);
 	s->prev = s->cur;
@@ -469,6 +641,7 @@ int vms_sampler_new(const struct vms_sampler_opts *opts, struct vms_sampler **ou
 	if (!s)
 		return -ENOMEM;
 	s->events = !(opts && opts->no_events);
+	s->reasons = opts && opts->exit_reasons;
 	if (opts) {
 		s->pid = opts->pid;
 		if ((opts->proc_root && !(s->proc_root = strdup(opts->proc_root))) ||
@@ -515,6 +688,7 @@ void vms_sampler_free(struct vms_sampler *s)
 	for (size_t k = 0; k < s->ntpv; k++)
 		tp_vm_clear(&s->tpv[k]);
 	free(s->tpv);
+	vms_keycount_free(s->kc);
 	store_free(&s->cur);
 	store_free(&s->prev);
 	free(s->proc_root);
