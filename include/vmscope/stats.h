@@ -205,7 +205,7 @@ struct vms_keycount_opts {
 	size_t sz;			   /* sizeof(struct vms_keycount_opts) */
 	enum vms_keycount_backend backend; /* VMS_KEYCOUNT_AUTO by default */
 	unsigned int entries;		   /* (thread, key) pairs kept per event; 0: 8192 */
-	unsigned int buffer_kb;		   /* stream: ring buffer per CPU; 0: 1024 */
+	unsigned int buffer_kb;		   /* stream: ring buffer per CPU; 0: 4096 */
 };
 
 /* One count: event @event (index into the events given) of thread @tid with key @key. */

@@ -150,6 +150,9 @@ struct vms_live_opts {
 	const int *pids;	   /* filter kvm events by the threads of these processes */
 	size_t npids;		   /* (0: no filter) */
 	unsigned int buffer_kb;	   /* ring buffer per CPU; 0: 4096 */
+	unsigned int poll_ms;	   /* time between reads of the CPUs when they ran dry;
+				    * 0: 20 (a counter that is read once a second can take
+				    * longer, as long as the ring buffer holds that long) */
 };
 
 /**

@@ -272,7 +272,11 @@ static int stream_open(struct vms_keycount *kc, const struct vms_keycount_opts *
 		events[ne++] = names[e];
 	}
 	events[ne] = NULL;
-	lo.buffer_kb = o && o->buffer_kb ? o->buffer_kb : 1024;
+	lo.buffer_kb = o && o->buffer_kb ? o->buffer_kb : 4096;
+	/* Counts are read about once a second: reading the CPUs 10 times a second is plenty,
+	 * as long as the ring buffer holds 100 ms of events (4 MiB per CPU: some 50 000
+	 * kvm_exit records). */
+	lo.poll_ms = 100;
 	ret = vms_trace_open_live(&lo, &kc->trace);
 	if (ret) {
 		snprintf(msg, msglen, "%s", vms_trace_open_error());

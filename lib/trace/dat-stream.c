@@ -804,7 +804,8 @@ static int live_next(struct vms_trace *t, struct vms_record *rec)
 		if (t->nactive && t->live_ended)
 			return deliver(t, rec);
 		if (!t->live_ended && t->started) {
-			struct timespec nap = { 0, 20000000 };
+			struct timespec nap = { t->live_nap_ns / 1000000000L,
+						t->live_nap_ns % 1000000000L };
 
 			nanosleep(&nap, NULL);
 		}

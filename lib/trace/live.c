@@ -171,6 +171,7 @@ int vms_trace_open_live(const struct vms_live_opts *opts, struct vms_trace **out
 	pthread_cond_init(&t->cond, NULL);
 	t->fd = -1;
 	t->live = true;
+	t->live_nap_ns = (opts->poll_ms ? (long)opts->poll_ms : 20) * 1000000L;
 	t->path = strdup("live");
 	t->tep = tep_alloc();
 	if (!t->path || !t->tep) {

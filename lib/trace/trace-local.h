@@ -154,9 +154,10 @@ struct vms_trace {
 	bool live;
 	struct tracefs_instance *inst;
 	struct tracefs_cpu **tcpu;
-	uint64_t live_w; /* records older than this can be handed out */
-	bool live_stop;	 /* vms_trace_stop() was called */
-	bool live_ended; /* stopped and flushed: what is in the windows is all */
+	uint64_t live_w;  /* records older than this can be handed out */
+	long live_nap_ns; /* between rounds that found nothing to hand out */
+	bool live_stop;	  /* vms_trace_stop() was called */
+	bool live_ended;  /* stopped and flushed: what is in the windows is all */
 	size_t window_pages;
 	char err[512];
 };
