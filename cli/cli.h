@@ -19,6 +19,7 @@ struct vms_cmd {
 
 extern const struct vms_cmd cmd_testvm;
 extern const struct vms_cmd cmd_stat;
+extern const struct vms_cmd cmd_top;
 extern const struct vms_cmd cmd_report;
 extern const struct vms_cmd cmd_record;
 extern const struct vms_cmd cmd_export;

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from testlib import *  # noqa: E402,F403
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMMANDS = ["testvm", "stat", "record", "report", "export", "validate"]  # the subcommands; "help" is listed too
+COMMANDS = ["testvm", "stat", "top", "record", "report", "export", "validate"]  # the subcommands; "help" is listed too
 SENTINEL = "--no-such-option-zz"
 # A valid value for each metavariable the help texts use; an option whose metavariable is
 # not here fails the acceptance check (add a sample value when adding one).
