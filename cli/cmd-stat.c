@@ -471,7 +471,10 @@ static void print_table(const struct stat_args *a, const struct vms_sampler *s)
 
 		printf("VM %d \"%s\" (name from %s), %zu vCPU threads, %u kvm-vcpu fds\n", vm->pid,
 		       vm->name, vm->name_source, vm->nvcpus, vm->vcpu_fds);
-		print_debugfs(vm);
+		/* The VM's debugfs files once, when it first shows: as rates they would only
+		 * repeat KVM's statistics, in a list of up to some 70 lines per VM. */
+		if (!rates)
+			print_debugfs(vm);
 		if (v->kvm_err)
 			printf("  KVM statistics: %s\n", kvm_explain(v->kvm_err));
 		if (a->events && v->events_err)
