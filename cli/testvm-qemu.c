@@ -28,8 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "qmp.h"
 #include "testvm.h"
+#include "vmscope/qmp.h"
 #include "vmscope/testvm.h"
 
 #define CMD "testvm"
@@ -51,13 +51,10 @@ struct qemu_run {
 	char dir[96]; /* short: QEMU's unix socket path has to fit in 108 bytes */
 	char image[128], sock[128], log[128], console[128], pio[128], dump[128];
 	pid_t pid;
-	struct qmp *qmp;
+	struct vms_qmp *qmp;
 	unsigned int ncpus;
 	int tids[VMS_TESTVM_MAX_VCPUS];
-	char qom[VMS_TESTVM_MAX_VCPUS][128];
 	struct stat_list begin[VMS_TESTVM_MAX_VCPUS], end[VMS_TESTVM_MAX_VCPUS];
-	char *cumulative[MAX_STATS]; /* names of the cumulative statistics */
-	size_t ncumulative;
 	bool stats; /* query-stats answered */
 	char err[512];
 };
@@ -278,8 +275,8 @@ static void stop_qemu(struct qemu_run *r)
 	char err[256];
 
 	if (r->qmp)
-		qmp_exec(r->qmp, "{\"execute\": \"quit\"}", 2000, NULL, err, sizeof(err));
-	qmp_close(r->qmp);
+		vms_qmp_exec(r->qmp, "{\"execute\": \"quit\"}", 2000, NULL, err, sizeof(err));
+	vms_qmp_close(r->qmp);
 	r->qmp = NULL;
 	for (int i = 0; i < 50 && !qemu_gone(r, false); i++) {
 		struct timespec nap = { 0, 20000000 };
@@ -295,38 +292,36 @@ static void stop_qemu(struct qemu_run *r)
 
 /* ---- QMP: vCPU threads, statistics, memory ---- */
 
-static int qmp_do(struct qemu_run *r, const char *cmd, struct qjson **ret)
+static int qmp_do(struct qemu_run *r, const char *cmd, struct vms_qjson **ret)
 {
-	int rc = qmp_exec(r->qmp, cmd, QMP_TIMEOUT_MS, ret, r->err, sizeof(r->err));
+	int rc = vms_qmp_exec(r->qmp, cmd, QMP_TIMEOUT_MS, ret, r->err, sizeof(r->err));
 
 	if (rc)
 		cli_error(CMD, "QMP %s: %s", cmd, r->err);
 	return rc;
 }
 
-/* vCPU index → thread id and QOM path (the key of query-stats' answer). */
+/* vCPU index → thread id. */
 static int read_vcpus(struct qemu_run *r)
 {
-	struct qjson *cpus;
+	struct vms_qjson *cpus;
 	int rc = qmp_do(r, "{\"execute\": \"query-cpus-fast\"}", &cpus);
 
 	if (rc)
 		return rc;
-	for (size_t i = 0; cpus->type == QJSON_ARRAY && i < cpus->n; i++) {
-		const struct qjson *c = &cpus->items[i];
+	for (size_t i = 0; cpus->type == VMS_QJSON_ARRAY && i < cpus->n; i++) {
+		const struct vms_qjson *c = &cpus->items[i];
 		uint64_t idx, tid;
 
-		if (!qjson_u64(qjson_get(c, "cpu-index"), &idx) ||
-		    !qjson_u64(qjson_get(c, "thread-id"), &tid) || idx >= VMS_TESTVM_MAX_VCPUS)
+		if (!vms_qjson_u64(vms_qjson_get(c, "cpu-index"), &idx) ||
+		    !vms_qjson_u64(vms_qjson_get(c, "thread-id"), &tid) ||
+		    idx >= VMS_TESTVM_MAX_VCPUS)
 			continue;
 		r->tids[idx] = (int)tid;
-		snprintf(r->qom[idx], sizeof(r->qom[idx]), "%s",
-			 qjson_str(qjson_get(c, "qom-path")) ? qjson_str(qjson_get(c, "qom-path"))
-							     : "");
 		if (idx + 1 > r->ncpus)
 			r->ncpus = (unsigned int)idx + 1;
 	}
-	qjson_free(cpus);
+	vms_qjson_free(cpus);
 	if (r->ncpus != r->a->opts.vcpus) {
 		cli_error(CMD, "QEMU has %u vCPUs, not %u", r->ncpus, r->a->opts.vcpus);
 		return -EPROTO;
@@ -353,42 +348,6 @@ static int pin_vcpus(struct qemu_run *r)
 	return 0;
 }
 
-/* Which KVM statistics are cumulative: only their growth means something. */
-static void read_schemas(struct qemu_run *r)
-{
-	struct qjson *s;
-	char err[256];
-
-	if (qmp_exec(r->qmp,
-		     "{\"execute\": \"query-stats-schemas\", \"arguments\": "
-		     "{\"provider\": \"kvm\"}}",
-		     QMP_TIMEOUT_MS, &s, err, sizeof(err)))
-		return; /* QEMU before 7.1: no statistics */
-	for (size_t i = 0; s->type == QJSON_ARRAY && i < s->n; i++) {
-		const struct qjson *st = qjson_get(&s->items[i], "stats");
-
-		if (strcmp(qjson_str(qjson_get(&s->items[i], "target")) ?: "", "vcpu"))
-			continue;
-		for (size_t k = 0; st && st->type == QJSON_ARRAY && k < st->n; k++) {
-			const char *name = qjson_str(qjson_get(&st->items[k], "name"));
-			const char *type = qjson_str(qjson_get(&st->items[k], "type"));
-
-			if (name && type && !strcmp(type, "cumulative") &&
-			    r->ncumulative < MAX_STATS)
-				r->cumulative[r->ncumulative++] = strdup(name);
-		}
-	}
-	qjson_free(s);
-}
-
-static bool is_cumulative(const struct qemu_run *r, const char *name)
-{
-	for (size_t i = 0; i < r->ncumulative; i++)
-		if (r->cumulative[i] && !strcmp(r->cumulative[i], name))
-			return true;
-	return false;
-}
-
 static void free_stats(struct stat_list *l)
 {
 	for (size_t i = 0; i < l->n; i++)
@@ -396,44 +355,35 @@ static void free_stats(struct stat_list *l)
 	l->n = 0;
 }
 
-/* Every vCPU's cumulative scalar KVM statistics, into @out (indexed by vCPU). */
+/*
+ * Every vCPU's cumulative scalar KVM statistics (only their growth means something), into
+ * @out (indexed by vCPU): QMP query-stats through the library. -EOPNOTSUPP before QEMU 7.1.
+ */
 static int read_stats(struct qemu_run *r, struct stat_list *out)
 {
-	struct qjson *res;
+	struct vms_vmm_stats *s;
 	char err[256];
+	int ret = vms_qmp_query_stats(r->qmp, QMP_TIMEOUT_MS, &s, err, sizeof(err));
 
-	if (!r->ncumulative)
-		return -ENOENT;
-	if (qmp_exec(r->qmp,
-		     "{\"execute\": \"query-stats\", \"arguments\": {\"target\": \"vcpu\", "
-		     "\"providers\": [{\"provider\": \"kvm\"}]}}",
-		     QMP_TIMEOUT_MS, &res, err, sizeof(err)))
-		return -EIO;
-	for (size_t i = 0; res->type == QJSON_ARRAY && i < res->n; i++) {
-		const char *qom = qjson_str(qjson_get(&res->items[i], "qom-path"));
-		const struct qjson *st = qjson_get(&res->items[i], "stats");
-		unsigned int cpu;
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < s->nvcpus; i++) {
+		const struct vms_vmm_vcpu_stats *v = &s->vcpus[i];
+		struct stat_list *l;
 
-		for (cpu = 0; cpu < r->ncpus; cpu++)
-			if (qom && !strcmp(qom, r->qom[cpu]))
-				break;
-		if (cpu == r->ncpus || !st || st->type != QJSON_ARRAY)
+		if (v->vcpu < 0 || (unsigned int)v->vcpu >= r->ncpus)
 			continue;
-		free_stats(&out[cpu]);
-		for (size_t k = 0; k < st->n && out[cpu].n < MAX_STATS; k++) {
-			const char *name = qjson_str(qjson_get(&st->items[k], "name"));
-			uint64_t v;
-
-			/* histograms have an array as their value: left out */
-			if (!name || !is_cumulative(r, name) ||
-			    !qjson_u64(qjson_get(&st->items[k], "value"), &v))
+		l = &out[v->vcpu];
+		free_stats(l);
+		for (size_t k = 0; k < v->nstats && l->n < MAX_STATS; k++) {
+			if (v->stats[k].type != VMS_STAT_CUMULATIVE)
 				continue;
-			out[cpu].names[out[cpu].n] = strdup(name);
-			if (out[cpu].names[out[cpu].n])
-				out[cpu].vals[out[cpu].n++] = v;
+			l->names[l->n] = strdup(v->stats[k].name);
+			if (l->names[l->n])
+				l->vals[l->n++] = v->stats[k].value;
 		}
 	}
-	qjson_free(res);
+	vms_vmm_stats_free(s);
 	return 0;
 }
 
@@ -452,7 +402,7 @@ static int read_dump(struct qemu_run *r, const struct vms_testvm_dump_opts *opts
 		 "{\"execute\": \"pmemsave\", \"arguments\": {\"val\": %d, \"size\": %zu, "
 		 "\"filename\": \"%s\"}}",
 		 VMS_TESTVM_DUMP_GPA, size, r->dump);
-	rc = qmp_exec(r->qmp, cmd, QMP_TIMEOUT_MS, NULL, r->err, sizeof(r->err));
+	rc = vms_qmp_exec(r->qmp, cmd, QMP_TIMEOUT_MS, NULL, r->err, sizeof(r->err));
 	if (rc)
 		return rc;
 	buf = malloc(size);
@@ -738,7 +688,7 @@ int testvm_qemu_run(const struct testvm_args *a, int ready_fd)
 	}
 	if (start_qemu(r, cmdline))
 		goto out;
-	ret = qmp_connect(r->sock, QMP_TIMEOUT_MS, &r->qmp, r->err, sizeof(r->err));
+	ret = vms_qmp_connect(r->sock, QMP_TIMEOUT_MS, &r->qmp, r->err, sizeof(r->err));
 	if (ret) {
 		if (!qemu_gone(r, true))
 			cli_error(CMD, "%s", r->err);
@@ -746,7 +696,6 @@ int testvm_qemu_run(const struct testvm_args *a, int ready_fd)
 	}
 	if (read_vcpus(r) || pin_vcpus(r))
 		goto out;
-	read_schemas(r);
 	r->stats = !read_stats(r, r->begin);
 	if (qmp_do(r, "{\"execute\": \"cont\"}", NULL))
 		goto out;
@@ -766,8 +715,6 @@ out:
 		free_stats(&r->begin[i]);
 		free_stats(&r->end[i]);
 	}
-	for (size_t i = 0; i < r->ncumulative; i++)
-		free(r->cumulative[i]);
 	free(r);
 	return rc;
 }

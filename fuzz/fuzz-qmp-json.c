@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * libFuzzer harness for the JSON reader of vmscope's QMP client (cli/qmp.c), which reads
+ * libFuzzer harness for the JSON reader of vmscope's QMP client (lib/stats/qmp.c), which reads
  * what a QEMU monitor socket sends: the greeting, command replies, events. When it accepts
  * an input, the tree is walked and its promises are checked: containers hold as many
  * items as they say, object members have keys that find a member, a string's text is
- * NUL-terminated, qjson_u64() accepts only what reads back as the same decimal digits. A
+ * NUL-terminated, vms_qjson_u64() accepts only what reads back as the same decimal digits. A
  * broken promise aborts. Linked with replay.c it is the 'fuzz' test that replays
  * fuzz/corpus/qmp-json/.
  */
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../cli/qmp.h"
+#include "vmscope/qmp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,38 +26,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static volatile size_t sink;
 
-static void walk(const struct qjson *v, int depth)
+static void walk(const struct vms_qjson *v, int depth)
 {
 	uint64_t u;
 
 	CHECK(depth < 10000);
 	switch (v->type) {
-	case QJSON_STRING:
-		CHECK(v->text && qjson_str(v) == v->text);
+	case VMS_QJSON_STRING:
+		CHECK(v->text && vms_qjson_str(v) == v->text);
 		sink = strlen(v->text);
 		break;
-	case QJSON_NUMBER:
+	case VMS_QJSON_NUMBER:
 		CHECK(v->text && *v->text);
-		if (qjson_u64(v, &u)) {
+		if (vms_qjson_u64(v, &u)) {
 			char buf[32];
 
 			snprintf(buf, sizeof(buf), "%" PRIu64, u);
 			CHECK(!strcmp(buf, v->text));
 		}
 		break;
-	case QJSON_OBJECT:
+	case VMS_QJSON_OBJECT:
 		for (size_t i = 0; i < v->n; i++) {
 			CHECK(v->keys && v->keys[i]);
-			CHECK(qjson_get(v, v->keys[i]) != NULL);
+			CHECK(vms_qjson_get(v, v->keys[i]) != NULL);
 		}
 		/* fall through */
-	case QJSON_ARRAY:
+	case VMS_QJSON_ARRAY:
 		CHECK(!v->n || v->items);
 		for (size_t i = 0; i < v->n; i++)
 			walk(&v->items[i], depth + 1);
 		break;
 	default:
-		CHECK(!qjson_str(v));
+		CHECK(!vms_qjson_str(v));
 		break;
 	}
 }
@@ -65,13 +65,13 @@ static void walk(const struct qjson *v, int depth)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char err[256];
-	struct qjson *v = qjson_parse((const char *)data, size, err, sizeof(err));
+	struct vms_qjson *v = vms_qjson_parse((const char *)data, size, err, sizeof(err));
 
 	if (!v) {
 		CHECK(err[0]);
 		return 0;
 	}
 	walk(v, 0);
-	qjson_free(v);
+	vms_qjson_free(v);
 	return 0;
 }

@@ -12,6 +12,9 @@
  * global error handler (virSetErrorFunc) and one per connection; libvirt's messages end up
  * in the message buffers below instead. A program that uses libvirt itself and wants its
  * own handler sets it again after the first call.
+ *
+ * vms_libvirt_vm_stats() gives KVM's own statistics of a domain (`virsh domstats --vm
+ * --vcpu`) in the shape of vmscope/vmm-stats.h.
  */
 #ifndef VMSCOPE_LIBVIRT_H
 #define VMSCOPE_LIBVIRT_H
@@ -20,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vmscope/vmm-stats.h"
 #include "vmscope/vmscope.h"
 
 #ifdef __cplusplus
@@ -106,6 +110,31 @@ VMS_API void vms_libvirt_dom_release(struct vms_libvirt_dom *d);
  * The reason of a failure goes to the log callback (vms_set_log()) at VMS_LOG_ERROR.
  */
 VMS_API int vms_libvirt_find_by_pid(const char *uri, int pid, char *name, size_t len);
+
+/**
+ * vms_libvirt_vm_stats() - KVM's statistics of a running domain, as libvirt passes them on
+ * @uri: libvirt URI; NULL for "qemu:///system"
+ * @domain: the domain's name, UUID or id
+ * @out: receives the statistics (source "libvirt"); free them with vms_vmm_stats_free()
+ * @msg: receives the reason of a failure, at most @msglen bytes
+ * @msglen: size of @msg
+ *
+ * What `virsh domstats --vm --vcpu` shows: libvirt asks QEMU (query-stats) on the monitor
+ * it holds and names the VM's statistics "vm.NAME.TYPE" and each vCPU's
+ * "vcpu.N.NAME.TYPE", TYPE "cur" (instant), "sum" (cumulative) or "max" (peak); booleans
+ * come as booleans (0 or 1 here, unit VMS_UNIT_BOOLEAN), other units are not passed on
+ * (has_unit false). The vCPU threads (tid) are QEMU's "CPU N/KVM" threads, found in /proc
+ * for a local domain (libvirt starts QEMU with debug-threads=on), else 0. The same shape as
+ * vms_qmp_query_stats(). Each call makes QEMU answer query-stats, which kicks every running
+ * vCPU: the exit counters of a running domain move a little with every call.
+ *
+ * Return: 0; -ENOENT no such domain; -ESRCH the domain is not running; -EOPNOTSUPP libvirt
+ * gave no KVM statistics (libvirt before 8.9, QEMU before 7.1, or not KVM); -ENOTSUP built
+ * without libvirt (or with a libvirt before 8.9); the connection errors of
+ * vms_libvirt_read(); -ENOMEM.
+ */
+VMS_API int vms_libvirt_vm_stats(const char *uri, const char *domain, struct vms_vmm_stats **out,
+				 char *msg, size_t msglen);
 
 #ifdef __cplusplus
 }

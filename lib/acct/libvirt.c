@@ -8,6 +8,11 @@
  * message buffer, because vmscope's point is to compare libvirt with its sources and a
  * made-up zero would compare wrongly. libvirt never prints on our behalf: a silent error
  * handler is installed and its errors become negative errno values plus text.
+ *
+ * It also reads KVM's own statistics of a domain as libvirt passes them on from QEMU's
+ * query-stats (`virsh domstats --vm --vcpu`, libvirt 8.9 and later) into the shape that
+ * vms_qmp_query_stats() gives (vmscope/vmm-stats.h): libvirt holds the domain's QMP
+ * monitor, so for a libvirt domain this is the way to them.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -16,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stats/vmm-stats-local.h"
 #include "vmscope-local.h"
 #include "vmscope/libvirt.h"
 
@@ -48,6 +54,16 @@ int vms_libvirt_read(const char *uri, const char *domain, struct vms_libvirt_dom
 int vms_libvirt_find_by_pid(const char *uri, int pid, char *name, size_t len)
 {
 	vms_err("libvirt: vmscope was built without libvirt");
+	return -ENOTSUP;
+}
+
+int vms_libvirt_vm_stats(const char *uri, const char *domain, struct vms_vmm_stats **out, char *msg,
+			 size_t msglen)
+{
+	if (out)
+		*out = NULL;
+	if (msg && msglen)
+		snprintf(msg, msglen, "vmscope was built without libvirt");
 	return -ENOTSUP;
 }
 
@@ -703,5 +719,208 @@ out:
 	free(buf);
 	return ret;
 }
+
+/* ---- KVM's statistics: virsh domstats --vm --vcpu ---- */
+
+#if LIBVIR_CHECK_VERSION(8, 9, 0)
+
+/* The host threads of a QEMU's vCPUs: "CPU N/KVM" (debug-threads=on), into s->vcpus. */
+static void vcpu_tids(int pid, struct vms_vmm_stats *s)
+{
+	char path[320], comm[32];
+	struct dirent *de;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	dir = opendir(path);
+	while (dir && (de = readdir(dir))) {
+		char *end;
+		unsigned long n;
+
+		if (!vms_all_digits(de->d_name))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", pid, de->d_name);
+		if (vms_read_text(path, comm, sizeof(comm)) <= 0 || strncmp(comm, "CPU ", 4))
+			continue;
+		n = strtoul(comm + 4, &end, 10);
+		if (end == comm + 4 || strncmp(end, "/KVM", 4))
+			continue;
+		for (size_t i = 0; i < s->nvcpus; i++)
+			if (s->vcpus[i].vcpu >= 0 && (unsigned long)s->vcpus[i].vcpu == n)
+				s->vcpus[i].tid = atoi(de->d_name);
+	}
+	if (dir)
+		closedir(dir);
+}
+
+/*
+ * "NAME.TYPE" of a VM statistic (after "vm." or "vcpu.N."): the statistic, with its name
+ * (a pointer into a copy in @buf). false when the field is not one (vcpu.N.time).
+ */
+static bool vm_stat_field(const char *f, const virTypedParameter *p, struct vms_vmm_stat *st,
+			  char *buf, size_t size)
+{
+	static const struct {
+		const char *suffix;
+		enum vms_stat_type type;
+	} types[] = { { ".cur", VMS_STAT_INSTANT },
+		      { ".sum", VMS_STAT_CUMULATIVE },
+		      { ".max", VMS_STAT_PEAK } };
+	size_t len = strlen(f), i;
+	bool ok;
+
+	for (i = 0; i < VMS_ARRAY_SIZE(types); i++)
+		if (len > 4 && !strcmp(f + len - 4, types[i].suffix))
+			break;
+	if (i == VMS_ARRAY_SIZE(types) || len - 4 >= size)
+		return false;
+	memset(st, 0, sizeof(*st));
+	memcpy(buf, f, len - 4);
+	buf[len - 4] = '\0';
+	st->name = buf;
+	st->type = types[i].type;
+	st->base = 10;
+	if (p->type == VIR_TYPED_PARAM_BOOLEAN) {
+		st->value = p->value.b ? 1 : 0;
+		st->has_unit = true;
+		st->unit = VMS_UNIT_BOOLEAN;
+		return true;
+	}
+	st->value = param_u64(p, &ok);
+	return ok;
+}
+
+/* One domstats field into @s: vm.NAME.TYPE, vcpu.N.NAME.TYPE, or vcpu.N.* (the vCPU). */
+static int vm_stats_param(struct vms_vmm_stats *s, const virTypedParameter *p, bool *any)
+{
+	const char *f = p->field;
+	struct vms_vmm_stat st;
+	char name[VIR_TYPED_PARAM_FIELD_LENGTH];
+
+	if (!strncmp(f, "vm.", 3)) {
+		if (!vm_stat_field(f + 3, p, &st, name, sizeof(name)))
+			return 0;
+		*any = true;
+		return vmm_stats_add(&s->vm, &s->nvm, &st);
+	}
+	if (!strncmp(f, "vcpu.", 5) && isdigit((unsigned char)f[5])) {
+		struct vms_vmm_vcpu_stats *v;
+		char *end;
+		unsigned long n = strtoul(f + 5, &end, 10);
+
+		if (*end != '.' || n > 1u << 20)
+			return 0;
+		v = vmm_stats_vcpu(s, (int)n);
+		if (!v)
+			return -ENOMEM;
+		/* vcpu.N.state, .time, .wait, .delay, .halted are libvirt's, not KVM's. */
+		if (!strchr(end + 1, '.') || !vm_stat_field(end + 1, p, &st, name, sizeof(name)))
+			return 0;
+		*any = true;
+		return vmm_stats_add(&v->stats, &v->nstats, &st);
+	}
+	return 0;
+}
+
+int vms_libvirt_vm_stats(const char *uri, const char *domain, struct vms_vmm_stats **out, char *msg,
+			 size_t msglen)
+{
+	char buf[256] = "", uuid[VIR_UUID_STRING_BUFLEN];
+	virDomainStatsRecordPtr *recs = NULL;
+	virDomainPtr doms[2] = { NULL, NULL };
+	struct vms_vmm_stats *s = NULL;
+	virConnectPtr conn;
+	bool any = false;
+	int ret = 0, n, pid;
+
+	if (out)
+		*out = NULL;
+	if (!out || !domain || !*domain) {
+		ret = -EINVAL;
+		snprintf(buf, sizeof(buf), "no domain given");
+		goto out;
+	}
+	if (!uri)
+		uri = DEFAULT_URI;
+	conn = lv_open(uri, buf, sizeof(buf), &ret);
+	if (!conn)
+		goto out;
+	doms[0] = lv_lookup(conn, domain);
+	if (!doms[0]) {
+		virErrorPtr e = virGetLastError();
+
+		if (!e || e->code == VIR_ERR_NO_DOMAIN) {
+			snprintf(buf, sizeof(buf), "no domain '%s' in %s", domain, uri);
+			virResetLastError();
+			ret = -ENOENT;
+		} else {
+			ret = lv_error(buf, sizeof(buf), domain);
+		}
+		goto close;
+	}
+	if (virDomainIsActive(doms[0]) != 1) {
+		snprintf(buf, sizeof(buf), "domain %s is not running", virDomainGetName(doms[0]));
+		ret = -ESRCH;
+		goto close;
+	}
+	/* Without NOWAIT: query-stats needs the monitor, which a job (migration) may hold. */
+	n = virDomainListGetStats(doms, VIR_DOMAIN_STATS_VM | VIR_DOMAIN_STATS_VCPU, &recs, 0);
+	if (n < 0) {
+		ret = lv_error(buf, sizeof(buf), "domstats --vm --vcpu");
+		goto close;
+	}
+	s = vmm_stats_new("libvirt");
+	if (!s) {
+		ret = -ENOMEM;
+		goto close;
+	}
+	for (int i = 0; n > 0 && i < recs[0]->nparams && !ret; i++)
+		ret = vm_stats_param(s, &recs[0]->params[i], &any);
+	if (ret)
+		goto close;
+	if (!any) {
+		snprintf(buf, sizeof(buf),
+			 "libvirt gave no KVM statistics for %s (libvirt before 8.9, QEMU "
+			 "before 7.1, or not a KVM domain)",
+			 virDomainGetName(doms[0]));
+		ret = -EOPNOTSUPP;
+		goto close;
+	}
+	vmm_stats_sort(s);
+	if (virDomainGetUUIDString(doms[0], uuid) == 0) {
+		pid = lv_qemu_pid(uri, virDomainGetName(doms[0]), uuid);
+		if (pid > 0)
+			vcpu_tids(pid, s);
+	}
+	*out = s;
+	s = NULL;
+close:
+	virDomainStatsRecordListFree(recs);
+	if (doms[0])
+		virDomainFree(doms[0]);
+	virConnectClose(conn);
+out:
+	if (ret == -ENOMEM && !buf[0])
+		snprintf(buf, sizeof(buf), "out of memory");
+	if (ret && msg && msglen)
+		snprintf(msg, msglen, "%s", buf);
+	vms_vmm_stats_free(s);
+	return ret;
+}
+
+#else /* libvirt before 8.9: no VIR_DOMAIN_STATS_VM */
+
+int vms_libvirt_vm_stats(const char *uri, const char *domain, struct vms_vmm_stats **out, char *msg,
+			 size_t msglen)
+{
+	if (out)
+		*out = NULL;
+	if (msg && msglen)
+		snprintf(msg, msglen,
+			 "vmscope was built with a libvirt before 8.9 (no domstats --vm)");
+	return -ENOTSUP;
+}
+
+#endif /* LIBVIR_CHECK_VERSION(8, 9, 0) */
 
 #endif /* VMS_HAVE_LIBVIRT */

@@ -11,6 +11,7 @@ files=$(git ls-files '*.c' '*.h' 2>/dev/null | grep -v '^lib/testvm/guest/')
 [ -n "$files" ] || files=$(find cli lib include tests fuzz -name '*.[ch]' | grep -v 'lib/testvm/guest/')
 bad=0
 for f in $files; do
+	[ -e "$f" ] || continue # deleted, not yet committed
 	if ! clang-format --dry-run -Werror "$f" >/dev/null 2>&1; then
 		echo "FAIL: $f is not formatted (clang-format -i $f)"
 		bad=$((bad + 1))

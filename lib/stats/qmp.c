@@ -1,10 +1,11 @@
-// SPDX-License-Identifier: GPL-2.0-or-later
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * A minimal QMP client (see qmp.h). QMP speaks one JSON object per line: a greeting, then a
- * reply ({"return": ...} or {"error": ...}) for each command, with asynchronous events
- * ({"event": ...}) in between, which are skipped. The JSON reader builds a small tree with
- * numbers kept as text, bounded in depth and size; it is only fed by the QEMU this process
- * started.
+ * A minimal QMP client (vmscope/qmp.h). QMP speaks one JSON object per line: a greeting,
+ * then a reply ({"return": ...} or {"error": ...}) for each command, with asynchronous
+ * events ({"event": ...}) in between, which are skipped. The JSON reader builds a small
+ * tree with numbers kept as text, bounded in depth (64) and line length (16 MiB): what a
+ * QEMU process sends is read like any other untrusted input (fuzz/fuzz-qmp-json.c).
+ * Moved here from cli/ so that vmscope stat can read KVM's statistics through QEMU.
  */
 #include <errno.h>
 #include <poll.h>
@@ -17,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "qmp.h"
+#include "vmscope/qmp.h"
 
 #define QJSON_MAX_DEPTH 64
 #define QMP_MAX_LINE (16u << 20)
@@ -50,7 +51,7 @@ static void qjson_skip_ws(struct qjson_parser *p)
 		p->s++;
 }
 
-static void qjson_clear(struct qjson *v)
+static void qjson_clear(struct vms_qjson *v)
 {
 	for (size_t i = 0; i < v->n; i++) {
 		qjson_clear(&v->items[i]);
@@ -154,7 +155,7 @@ bad:
 	return NULL;
 }
 
-static void qjson_value(struct qjson_parser *p, struct qjson *v, int depth);
+static void qjson_value(struct qjson_parser *p, struct vms_qjson *v, int depth);
 
 static bool qjson_digits(struct qjson_parser *p)
 {
@@ -192,13 +193,13 @@ static bool qjson_number_end(struct qjson_parser *p)
 }
 
 /* Append one element (and its key for an object) to @v. */
-static struct qjson *qjson_push(struct qjson_parser *p, struct qjson *v, char *key)
+static struct vms_qjson *qjson_push(struct qjson_parser *p, struct vms_qjson *v, char *key)
 {
-	struct qjson *items = realloc(v->items, (v->n + 1) * sizeof(*items));
+	struct vms_qjson *items = realloc(v->items, (v->n + 1) * sizeof(*items));
 
 	if (items)
 		v->items = items;
-	if (items && v->type == QJSON_OBJECT) {
+	if (items && v->type == VMS_QJSON_OBJECT) {
 		char **keys = realloc(v->keys, (v->n + 1) * sizeof(*keys));
 
 		if (!keys)
@@ -212,16 +213,16 @@ static struct qjson *qjson_push(struct qjson_parser *p, struct qjson *v, char *k
 		return NULL;
 	}
 	memset(&v->items[v->n], 0, sizeof(v->items[0]));
-	if (v->type == QJSON_OBJECT)
+	if (v->type == VMS_QJSON_OBJECT)
 		v->keys[v->n] = key;
 	return &v->items[v->n++];
 }
 
-static void qjson_container(struct qjson_parser *p, struct qjson *v, int depth)
+static void qjson_container(struct qjson_parser *p, struct vms_qjson *v, int depth)
 {
 	char close = *p->s == '{' ? '}' : ']';
 
-	v->type = close == '}' ? QJSON_OBJECT : QJSON_ARRAY;
+	v->type = close == '}' ? VMS_QJSON_OBJECT : VMS_QJSON_ARRAY;
 	p->s++;
 	qjson_skip_ws(p);
 	if (p->s < p->end && *p->s == close) {
@@ -230,10 +231,10 @@ static void qjson_container(struct qjson_parser *p, struct qjson *v, int depth)
 	}
 	for (;;) {
 		char *key = NULL;
-		struct qjson *item;
+		struct vms_qjson *item;
 
 		qjson_skip_ws(p);
-		if (v->type == QJSON_OBJECT) {
+		if (v->type == VMS_QJSON_OBJECT) {
 			if (p->s >= p->end || *p->s != '"') {
 				qjson_fail(p, "expected a member name");
 				return;
@@ -269,15 +270,15 @@ static void qjson_container(struct qjson_parser *p, struct qjson *v, int depth)
 	}
 }
 
-static void qjson_value(struct qjson_parser *p, struct qjson *v, int depth)
+static void qjson_value(struct qjson_parser *p, struct vms_qjson *v, int depth)
 {
 	static const struct {
 		const char *word;
-		enum qjson_type type;
+		enum vms_qjson_type type;
 		bool val;
-	} words[] = { { "null", QJSON_NULL, false },
-		      { "true", QJSON_BOOL, true },
-		      { "false", QJSON_BOOL, false } };
+	} words[] = { { "null", VMS_QJSON_NULL, false },
+		      { "true", VMS_QJSON_BOOL, true },
+		      { "false", VMS_QJSON_BOOL, false } };
 
 	if (depth > QJSON_MAX_DEPTH) {
 		qjson_fail(p, "nested too deep");
@@ -293,7 +294,7 @@ static void qjson_value(struct qjson_parser *p, struct qjson *v, int depth)
 		return;
 	}
 	if (*p->s == '"') {
-		v->type = QJSON_STRING;
+		v->type = VMS_QJSON_STRING;
 		v->text = qjson_string(p);
 		return;
 	}
@@ -304,7 +305,7 @@ static void qjson_value(struct qjson_parser *p, struct qjson *v, int depth)
 			qjson_fail(p, "malformed number");
 			return;
 		}
-		v->type = QJSON_NUMBER;
+		v->type = VMS_QJSON_NUMBER;
 		v->text = strndup(start, (size_t)(p->s - start));
 		if (!v->text)
 			qjson_fail(p, "out of memory");
@@ -323,10 +324,10 @@ static void qjson_value(struct qjson_parser *p, struct qjson *v, int depth)
 	qjson_fail(p, "unexpected character '%c'", *p->s);
 }
 
-struct qjson *qjson_parse(const char *s, size_t len, char *err, size_t errlen)
+struct vms_qjson *vms_qjson_parse(const char *s, size_t len, char *err, size_t errlen)
 {
 	struct qjson_parser p = { s, s + len, err, errlen, false };
-	struct qjson *v = calloc(1, sizeof(*v));
+	struct vms_qjson *v = calloc(1, sizeof(*v));
 
 	if (!v) {
 		snprintf(err, errlen, "out of memory");
@@ -337,13 +338,13 @@ struct qjson *qjson_parse(const char *s, size_t len, char *err, size_t errlen)
 	if (!p.failed && p.s != p.end)
 		qjson_fail(&p, "text after the value");
 	if (p.failed) {
-		qjson_free(v);
+		vms_qjson_free(v);
 		return NULL;
 	}
 	return v;
 }
 
-void qjson_free(struct qjson *v)
+void vms_qjson_free(struct vms_qjson *v)
 {
 	if (!v)
 		return;
@@ -351,9 +352,9 @@ void qjson_free(struct qjson *v)
 	free(v);
 }
 
-const struct qjson *qjson_get(const struct qjson *v, const char *key)
+const struct vms_qjson *vms_qjson_get(const struct vms_qjson *v, const char *key)
 {
-	if (!v || v->type != QJSON_OBJECT)
+	if (!v || v->type != VMS_QJSON_OBJECT)
 		return NULL;
 	for (size_t i = 0; i < v->n; i++)
 		if (!strcmp(v->keys[i], key))
@@ -361,16 +362,16 @@ const struct qjson *qjson_get(const struct qjson *v, const char *key)
 	return NULL;
 }
 
-const char *qjson_str(const struct qjson *v)
+const char *vms_qjson_str(const struct vms_qjson *v)
 {
-	return v && v->type == QJSON_STRING ? v->text : NULL;
+	return v && v->type == VMS_QJSON_STRING ? v->text : NULL;
 }
 
-bool qjson_u64(const struct qjson *v, uint64_t *out)
+bool vms_qjson_u64(const struct vms_qjson *v, uint64_t *out)
 {
 	char *end;
 
-	if (!v || v->type != QJSON_NUMBER || !(v->text[0] >= '0' && v->text[0] <= '9'))
+	if (!v || v->type != VMS_QJSON_NUMBER || !(v->text[0] >= '0' && v->text[0] <= '9'))
 		return false;
 	errno = 0;
 	*out = strtoull(v->text, &end, 10);
@@ -379,7 +380,7 @@ bool qjson_u64(const struct qjson *v, uint64_t *out)
 
 /* ---- QMP ---- */
 
-struct qmp {
+struct vms_qmp {
 	int fd;
 	char *buf;
 	size_t len, cap;
@@ -394,7 +395,7 @@ static int64_t mono_ms(void)
 }
 
 /* The next line from QEMU, NUL-terminated in q->buf[0..*linelen]; consumed by the caller. */
-static int qmp_read_line(struct qmp *q, int64_t deadline, size_t *linelen)
+static int qmp_read_line(struct vms_qmp *q, int64_t deadline, size_t *linelen)
 {
 	for (;;) {
 		char *nl = q->len ? memchr(q->buf, '\n', q->len) : NULL;
@@ -435,14 +436,14 @@ static int qmp_read_line(struct qmp *q, int64_t deadline, size_t *linelen)
 	}
 }
 
-static void qmp_consume(struct qmp *q, size_t linelen)
+static void qmp_consume(struct vms_qmp *q, size_t linelen)
 {
 	memmove(q->buf, q->buf + linelen + 1, q->len - linelen - 1);
 	q->len -= linelen + 1;
 }
 
 /* The next message that is not an event. */
-static int qmp_read_message(struct qmp *q, int64_t deadline, struct qjson **msg, char *err,
+static int qmp_read_message(struct vms_qmp *q, int64_t deadline, struct vms_qjson **msg, char *err,
 			    size_t errlen)
 {
 	for (;;) {
@@ -453,24 +454,24 @@ static int qmp_read_message(struct qmp *q, int64_t deadline, struct qjson **msg,
 			snprintf(err, errlen, "reading from QEMU's QMP socket: %s", strerror(-ret));
 			return ret;
 		}
-		*msg = qjson_parse(q->buf, linelen, err, errlen);
+		*msg = vms_qjson_parse(q->buf, linelen, err, errlen);
 		qmp_consume(q, linelen);
 		if (!*msg)
 			return -EPROTO;
-		if (!qjson_get(*msg, "event"))
+		if (!vms_qjson_get(*msg, "event"))
 			return 0;
-		qjson_free(*msg);
+		vms_qjson_free(*msg);
 	}
 }
 
-int qmp_exec(struct qmp *q, const char *cmd, int timeout_ms, struct qjson **ret, char *err,
-	     size_t errlen)
+int vms_qmp_exec(struct vms_qmp *q, const char *cmd, int timeout_ms, struct vms_qjson **ret,
+		 char *err, size_t errlen)
 {
 	int64_t deadline = mono_ms() + timeout_ms;
 	size_t len = strlen(cmd), off = 0;
-	struct qjson *msg;
+	struct vms_qjson *msg;
 	char *line;
-	const struct qjson *r, *e;
+	const struct vms_qjson *r, *e;
 	int rc;
 
 	if (ret)
@@ -497,35 +498,37 @@ int qmp_exec(struct qmp *q, const char *cmd, int timeout_ms, struct qjson **ret,
 	rc = qmp_read_message(q, deadline, &msg, err, errlen);
 	if (rc)
 		return rc;
-	r = qjson_get(msg, "return");
-	e = qjson_get(msg, "error");
+	r = vms_qjson_get(msg, "return");
+	e = vms_qjson_get(msg, "error");
 	if (r) {
 		if (ret) {
 			*ret = malloc(sizeof(**ret));
 			if (!*ret) {
-				qjson_free(msg);
+				vms_qjson_free(msg);
 				return -ENOMEM;
 			}
 			/* Move the value out of the message. */
 			**ret = *r;
-			memset((struct qjson *)r, 0, sizeof(*r));
+			memset((struct vms_qjson *)r, 0, sizeof(*r));
 		}
-		qjson_free(msg);
+		vms_qjson_free(msg);
 		return 0;
 	}
 	snprintf(err, errlen, "%s",
-		 qjson_str(qjson_get(e, "desc")) ? qjson_str(qjson_get(e, "desc"))
-						 : "QEMU answered neither return nor error");
-	qjson_free(msg);
+		 vms_qjson_str(vms_qjson_get(e, "desc"))
+			 ? vms_qjson_str(vms_qjson_get(e, "desc"))
+			 : "QEMU answered neither return nor error");
+	vms_qjson_free(msg);
 	return -EREMOTEIO;
 }
 
-int qmp_connect(const char *path, int timeout_ms, struct qmp **out, char *err, size_t errlen)
+int vms_qmp_connect(const char *path, int timeout_ms, struct vms_qmp **out, char *err,
+		    size_t errlen)
 {
 	int64_t deadline = mono_ms() + timeout_ms;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct qjson *greeting = NULL;
-	struct qmp *q;
+	struct vms_qjson *greeting = NULL;
+	struct vms_qmp *q;
 	int ret;
 
 	*out = NULL;
@@ -560,23 +563,23 @@ int qmp_connect(const char *path, int timeout_ms, struct qmp **out, char *err, s
 		nanosleep(&nap, NULL);
 	}
 	ret = qmp_read_message(q, deadline, &greeting, err, errlen);
-	if (!ret && !qjson_get(greeting, "QMP")) {
+	if (!ret && !vms_qjson_get(greeting, "QMP")) {
 		snprintf(err, errlen, "QEMU's QMP socket did not greet");
 		ret = -EPROTO;
 	}
-	qjson_free(greeting);
+	vms_qjson_free(greeting);
 	if (!ret)
-		ret = qmp_exec(q, "{\"execute\": \"qmp_capabilities\"}",
-			       (int)(deadline - mono_ms()), NULL, err, errlen);
+		ret = vms_qmp_exec(q, "{\"execute\": \"qmp_capabilities\"}",
+				   (int)(deadline - mono_ms()), NULL, err, errlen);
 	if (ret) {
-		qmp_close(q);
+		vms_qmp_close(q);
 		return ret;
 	}
 	*out = q;
 	return 0;
 }
 
-void qmp_close(struct qmp *q)
+void vms_qmp_close(struct vms_qmp *q)
 {
 	if (!q)
 		return;
