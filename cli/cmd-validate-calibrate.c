@@ -227,6 +227,7 @@ static void print_cal_json(const struct cal *c, double phase_s)
 			vms_json_u64(&j, "busy_ns", t.busy_ns);
 			vms_json_u64(&j, "idle_ns", t.idle_ns);
 			vms_json_u64(&j, "late_ns", t.late_ns);
+			vms_json_u64(&j, "wakeups", t.wakeups);
 			vms_json_object_end(&j);
 		}
 		vms_json_array_end(&j);

@@ -71,13 +71,18 @@ def calibrate():
         # busy part too (steal): the guest's clock runs on, the threads' run time may not.
         held = max(s["schedstat_wait"] - s["guest_late"], 0.0)
         steal = s.get("host_steal", 0.0)
+        # Each idle part ends with a halt and a wake-up whose kernel-mode path the host
+        # runs for the vCPU (emulated on KVM-PVM): measured 0.5 ms each here, 0.9 ms
+        # under AddressSanitizer; 1 ms each may count above the truth.
+        wake = 0.001 * sum(v["wakeups"] for v in ph["vcpu_truth"])
         for src, extra in (("schedstat_run", 0.03), ("cpuacct_usage", 0.08), ("cg2_usage", 0.08)):
             if src not in s:
                 check(src == "cg2_usage", what + ": %s missing" % src)
                 continue
-            check_close(s[src] + held, truth, 0.03 * truth + extra + steal,
-                        what + ": %s + delay %.3f s vs guest truth (steal %.3f s)"
-                        % (src, held, steal))
+            check(truth - 0.03 * truth - extra - steal <= s[src] + held
+                  <= truth + 0.03 * truth + extra + steal + wake,
+                  what + ": %s %.3f + delay %.3f s vs guest truth %.3f (steal %.3f s, "
+                  "wake-ups %.3f s)" % (src, s[src], held, truth, steal, wake))
         if "cpuacct_usage" in s:
             check_close(s["cpuacct_usage"], s["schedstat_run"], 0.01 * s["schedstat_run"] + 0.06,
                         what + ": cpuacct.usage vs the threads' schedstat")
