@@ -255,6 +255,15 @@ static const char *kvm_explain(int err)
 	return vms_strerror(err);
 }
 
+static const char *kvm_source_text(const char *src)
+{
+	if (src && !strcmp(src, "qmp"))
+		return "through QEMU's QMP query-stats";
+	if (src && !strcmp(src, "libvirt"))
+		return "through libvirt's domstats";
+	return "through the VMM's statistics descriptors";
+}
+
 static const char *events_explain(const struct vms_sample_vm *v)
 {
 	if (v->events_err == -EACCES || v->events_err == -EPERM)
@@ -476,7 +485,8 @@ static void print_table(const struct stat_args *a, const struct vms_sampler *s)
 		if (!rates)
 			print_debugfs(vm);
 		if (v->kvm_err)
-			printf("  KVM statistics: %s\n", kvm_explain(v->kvm_err));
+			printf("  KVM statistics: %s\n",
+			       v->kvm_msg[0] ? v->kvm_msg : kvm_explain(v->kvm_err));
 		if (a->events && v->events_err)
 			printf("  kernel-counted events: %s\n", events_explain(v));
 		if (a->reasons && smp->reasons_err)
@@ -486,9 +496,13 @@ static void print_table(const struct stat_args *a, const struct vms_sampler *s)
 		print_block(a, s, v, VMS_FIELD_PROC, rates, true,
 			    rates ? "CPU time, % of one CPU over the interval (procfs, schedstat)"
 				  : "CPU time since the thread began (procfs, schedstat)");
-		print_block(a, s, v, VMS_FIELD_KVM, rates, false,
-			    rates ? "KVM's counters, per second (binary statistics)"
-				  : "KVM's counters (binary statistics)");
+		{
+			char h[160];
+
+			snprintf(h, sizeof(h), "KVM's counters%s (binary statistics, %s)",
+				 rates ? ", per second" : "", kvm_source_text(v->kvm_source));
+			print_block(a, s, v, VMS_FIELD_KVM, rates, false, h);
+		}
 		print_block(a, s, v, VMS_FIELD_EVENTS, rates, false,
 			    rates ? "kernel-counted events (tracepoints), per second over the "
 				    "interval"
@@ -565,6 +579,7 @@ static void json_kvm_stats(struct vms_json *j, int pid, int fd)
 		vms_json_string(j, "kvm_stats_error", kvm_explain(err));
 		return;
 	}
+	vms_json_string(j, "kvm_stats_source", "fd");
 	vms_json_object_begin(j, "kvm_stats");
 	for (size_t d = 0; d < vms_stats_count(st); d++) {
 		const struct vms_stat_desc *desc = vms_stats_desc(st, d);
@@ -574,6 +589,32 @@ static void json_kvm_stats(struct vms_json *j, int pid, int fd)
 	}
 	vms_json_object_end(j);
 	vms_stats_free(st);
+}
+
+/* Every scalar statistic a VMM gave (@vcpu -1: the VM's), as "kvm_stats". */
+static void json_vmm_stats(struct vms_json *j, const struct vms_vmm_stats *vs, int tid)
+{
+	const struct vms_vmm_stat *st = vs->vm;
+	size_t n = vs->nvm;
+
+	if (tid) {
+		st = NULL;
+		n = 0;
+		for (size_t i = 0; i < vs->nvcpus; i++)
+			if (vs->vcpus[i].tid == tid) {
+				st = vs->vcpus[i].stats;
+				n = vs->vcpus[i].nstats;
+			}
+		if (!st) {
+			vms_json_string(j, "kvm_stats_error", "the VMM did not list this thread");
+			return;
+		}
+	}
+	vms_json_string(j, "kvm_stats_source", vs->source);
+	vms_json_object_begin(j, "kvm_stats");
+	for (size_t i = 0; i < n; i++)
+		vms_json_u64(j, st[i].name, st[i].value);
+	vms_json_object_end(j);
 }
 
 /* The event fields as {"kvm_exit": {"count": N, "per_s": R}, ...}. */
@@ -684,7 +725,12 @@ static void print_json(const struct stat_args *a, const struct vms_sampler *s)
 		vms_json_string(&j, "comm", vm->comm);
 		vms_json_u64(&j, "vcpu_fds", vm->vcpu_fds);
 		json_debugfs(&j, vm);
-		json_kvm_stats(&j, vm->pid, vm->vm_stats_fd);
+		if (sv->vmm)
+			json_vmm_stats(&j, sv->vmm, 0);
+		else if (sv->kvm_err && sv->kvm_msg[0])
+			vms_json_string(&j, "kvm_stats_error", sv->kvm_msg);
+		else
+			json_kvm_stats(&j, vm->pid, vm->vm_stats_fd);
 		if (a->events && sv->events_err)
 			vms_json_string(&j, "events_error", events_explain(sv));
 		else if (a->events)
@@ -709,7 +755,10 @@ static void print_json(const struct stat_args *a, const struct vms_sampler *s)
 			vms_json_u64(&j, "run_ns", v->run_ns);
 			vms_json_u64(&j, "runq_wait_ns", v->wait_ns);
 			vms_json_u64(&j, "slices", v->slices);
-			json_kvm_stats(&j, vm->pid, v->stats_fd);
+			if (sv->vmm)
+				json_vmm_stats(&j, sv->vmm, v->tid);
+			else
+				json_kvm_stats(&j, vm->pid, v->stats_fd);
 			if (a->events && !sv->events_err)
 				json_events(&j, s, sv->vcpus[k].value, sv->vcpus[k].rate);
 			if (smp->reasons_backend)

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "vmscope/host.h"
+#include "vmscope/vmm-stats.h"
 #include "vmscope/vmscope.h"
 
 #ifdef __cplusplus
@@ -70,7 +71,13 @@ struct vms_sample_vm {
 	const double *sum_rate; /* NAN unless every vCPU that knows the field has a rate */
 	size_t nreasons;	/* the sums of its vCPUs' exits by reason */
 	const struct vms_sample_reason *reasons;
-	int kvm_err;		/* 0, or why a vCPU's KVM statistics are not readable */
+	/* Where KVM's statistics came from: "fd" (the VMM's own statistics descriptors),
+	 * "qmp" (QEMU's QMP socket, query-stats) or "libvirt" (domstats --vm --vcpu), for a
+	 * VMM that keeps no descriptor open; NULL when none could be read (kvm_err). */
+	const char *kvm_source;
+	const struct vms_vmm_stats *vmm; /* every statistic, for "qmp" and "libvirt" */
+	int kvm_err;			 /* 0, or why a vCPU's KVM statistics are not readable */
+	const char *kvm_msg;	/* the VMM's or libvirt's detail for kvm_err, "" when none */
 	int events_err;		/* 0, or why events are not counted for this VM */
 	const char *events_msg; /* the kernel's detail for events_err, "" when none */
 	bool new_vm;		/* not in the previous sample */

@@ -6,11 +6,14 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "vmscope/arch-x86.h"
+#include "vmscope/libvirt.h"
+#include "vmscope/qmp.h"
 #include "vmscope/sampler.h"
 #include "vmscope/stats.h"
 
@@ -91,6 +94,16 @@ struct store {
 	size_t nraw;
 	struct vms_sample_cpu *cpus;
 	struct vms_sample_reason *reasons; /* the vCPUs', then the VMs' sums */
+	struct vms_vmm_stats **vmm;	   /* per VM: from its VMM (QMP, libvirt) or NULL */
+};
+
+/* A VM whose VMM keeps no statistics descriptor: how its statistics are asked for. */
+struct vmm_src {
+	int pid;
+	bool seen;
+	uint64_t retry_ns; /* a failed VMM is asked again from then on */
+	int err;
+	char msg[200];
 };
 
 struct vms_sampler {
@@ -109,6 +122,9 @@ struct vms_sampler {
 	const struct vms_keycount_entry *kent; /* the last read, sorted */
 	size_t nkent;
 	uint64_t kc_read_ns, kc_prev_ns;
+	/* VMs whose statistics come from their VMM */
+	struct vmm_src *vsrc;
+	size_t nvsrc;
 };
 
 /* The two keyed events, in the order of enum vms_reason_kind. */
@@ -279,6 +295,9 @@ static void store_free(struct store *st)
 	free(st->raw);
 	free(st->cpus);
 	free(st->reasons);
+	for (size_t i = 0; st->vmm && i < st->pub.nvms; i++)
+		vms_vmm_stats_free(st->vmm[i]);
+	free(st->vmm);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -324,6 +343,111 @@ static int read_kvm(const struct vms_host_vm *vm, const struct vms_host_vcpu *v,
 	return 0;
 }
 
+/* Rates of the fields read anew every sample (procfs, KVM), against the previous sample. */
+static void proc_kvm_rates(const struct vms_sample_vcpu *pv, const double *val, double *rate,
+			   double dt)
+{
+	for (size_t k = 0; k < NPROC + NKVM && pv && dt > 0; k++)
+		if (!isnan(val[k]) && !isnan(pv->value[k]) && val[k] >= pv->value[k])
+			rate[k] = (val[k] - pv->value[k]) / dt;
+}
+
+static struct vmm_src *vsrc_get(struct vms_sampler *s, int pid)
+{
+	struct vmm_src *p;
+
+	for (size_t i = 0; i < s->nvsrc; i++)
+		if (s->vsrc[i].pid == pid)
+			return &s->vsrc[i];
+	p = realloc(s->vsrc, (s->nvsrc + 1) * sizeof(*p));
+	if (!p)
+		return NULL;
+	s->vsrc = p;
+	p = &s->vsrc[s->nvsrc++];
+	memset(p, 0, sizeof(*p));
+	p->pid = pid;
+	return p;
+}
+
+#define VMM_TIMEOUT_MS 500
+#define VMM_RETRY_NS (10 * 1000000000ULL)
+
+static uint64_t mono_ns(void);
+
+/*
+ * KVM's statistics of a VM that keeps no descriptor open, from its VMM: QEMU's QMP socket
+ * when its command line has a free one, else libvirt when the VM is a domain (libvirt
+ * holds its monitor). A VMM that failed is asked again only after VMM_RETRY_NS: a monitor
+ * someone holds costs the whole timeout.
+ */
+static int vmm_read(struct vms_sampler *s, const struct vms_host_vm *vm, struct vms_vmm_stats **out,
+		    const char **msg)
+{
+	struct vmm_src *src = vsrc_get(s, vm->pid);
+	char path[256];
+	uint64_t now = mono_ns();
+	int err;
+
+	*out = NULL;
+	*msg = "";
+	if (!src)
+		return -ENOMEM;
+	src->seen = true;
+	*msg = src->msg;
+	if (src->retry_ns && now < src->retry_ns)
+		return src->err;
+	src->msg[0] = '\0';
+	err = vms_qmp_socket_of(vm->pid, path, sizeof(path));
+	if (!err) {
+		struct vms_qmp *q;
+
+		err = vms_qmp_connect(path, VMM_TIMEOUT_MS, &q, src->msg, sizeof(src->msg));
+		if (!err) {
+			err = vms_qmp_query_stats(q, VMM_TIMEOUT_MS, out, src->msg,
+						  sizeof(src->msg));
+			vms_qmp_close(q);
+		}
+	} else if (!strcmp(vm->name_source, "qemu -name")) {
+		err = vms_libvirt_vm_stats(NULL, vm->name, out, src->msg, sizeof(src->msg));
+		if (err == -ENOTSUP || err == -ECONNREFUSED || err == -ENOENT)
+			snprintf(
+				src->msg, sizeof(src->msg),
+				"the VMM keeps no KVM statistics descriptor open, its command line "
+				"has no free QMP socket, and it is not a libvirt domain%s",
+				err == -ENOTSUP ? " (vmscope was built without libvirt)" : "");
+	} else {
+		snprintf(src->msg, sizeof(src->msg),
+			 "the VMM keeps no KVM statistics descriptor open and its command line has "
+			 "no QMP socket");
+	}
+	src->err = err;
+	src->retry_ns = err ? now + VMM_RETRY_NS : 0;
+	return err;
+}
+
+/* Fill the KVM fields of @svm's vCPUs from @vs, matched by thread (else by index). */
+static void vmm_fill(const struct vms_vmm_stats *vs, struct vms_sample_vm *svm, double *vals)
+{
+	for (size_t j = 0; j < svm->nvcpus; j++) {
+		const struct vms_host_vcpu *t = svm->vcpus[j].thread;
+		double *val = vals + 2 * j * NF;
+		int idx = -1;
+
+		for (size_t i = 0; i < vs->nvcpus && idx < 0; i++)
+			if ((vs->vcpus[i].tid && vs->vcpus[i].tid == t->tid) ||
+			    (!vs->vcpus[i].tid && vs->vcpus[i].vcpu == t->vcpu))
+				idx = vs->vcpus[i].vcpu;
+		if (idx < 0)
+			continue;
+		for (size_t k = 0; k < NKVM; k++) {
+			const struct vms_vmm_stat *st = vms_vmm_stats_find(vs, idx, kvm_names[k]);
+
+			if (st)
+				val[NPROC + k] = (double)st->value;
+		}
+	}
+}
+
 static void fill_vcpu(struct vms_sampler *s, const struct vms_host_vm *vm,
 		      const struct vms_host_vcpu *v, size_t idx, double *val, double *rate,
 		      double dt, struct vms_sample_vm *svm)
@@ -344,10 +468,8 @@ static void fill_vcpu(struct vms_sampler *s, const struct vms_host_vm *vm,
 	err = read_kvm(vm, v, val);
 	if (err && !svm->kvm_err)
 		svm->kvm_err = err;
-	/* Rates of the fields read anew every sample, against the previous sample. */
-	for (size_t k = 0; k < NPROC + NKVM && pv && dt > 0; k++)
-		if (!isnan(val[k]) && !isnan(pv->value[k]) && val[k] >= pv->value[k])
-			rate[k] = (val[k] - pv->value[k]) / dt;
+	(void)pv;
+	(void)dt;
 	/* Events: counts since the counters opened; rates once they were read before. */
 	if (t && t->tc && idx < t->ntids && t->tids[idx] == v->tid) {
 		double tdt = (double)(t->read_ns - t->prev_ns) / 1e9;
@@ -479,8 +601,11 @@ static int fill(struct vms_sampler *s, struct store *st)
 	st->vcpus = calloc(nv + 1, sizeof(*st->vcpus));
 	st->vals = malloc((2 * nv + 2 * nvms + 1) * NF * sizeof(double));
 	st->reasons = calloc(2 * nr + 1, sizeof(*st->reasons));
-	if (!st->vms || !st->vcpus || !st->vals || !st->reasons)
+	st->vmm = calloc(nvms + 1, sizeof(*st->vmm));
+	if (!st->vms || !st->vcpus || !st->vals || !st->reasons || !st->vmm)
 		return -ENOMEM;
+	for (size_t k = 0; k < s->nvsrc; k++)
+		s->vsrc[k].seen = false;
 	for (size_t i = 0; i < st->nhost; i++) {
 		const struct vms_host_vm *vm = &st->host[i];
 		struct vms_sample_vm *svm;
@@ -522,11 +647,41 @@ static int fill(struct vms_sampler *s, struct store *st)
 						     &st->reasons[ri]);
 				ri += sv->nreasons;
 			}
-			for (size_t k = 0; k < NF; k++) {
+			/* The events' sums here; procfs and KVM once their rates are known. */
+			for (size_t k = NPROC + NKVM; k < NF; k++) {
 				if (isnan(val[k]))
 					continue;
 				sum[k] = isnan(sum[k]) ? val[k] : sum[k] + val[k];
 				srate[k] += rate[k]; /* NAN once any vCPU lacks its rate */
+			}
+		}
+		svm->kvm_msg = "";
+		svm->kvm_source = svm->kvm_err ? NULL : vm->nvcpus ? "fd" : NULL;
+		if (svm->kvm_err == -ENOENT) {
+			/* No descriptor: ask the VMM. */
+			int err = vmm_read(s, vm, &st->vmm[m - 1], &svm->kvm_msg);
+
+			if (!err) {
+				vmm_fill(st->vmm[m - 1], svm,
+					 st->vals + 2 * (vi - vm->nvcpus) * NF);
+				svm->vmm = st->vmm[m - 1];
+				svm->kvm_source = svm->vmm->source;
+				svm->kvm_err = 0;
+			} else if (err != -ENOENT) {
+				svm->kvm_err = err;
+			}
+		}
+		for (size_t j = 0; j < vm->nvcpus; j++) {
+			const struct vms_sample_vcpu *sv = &svm->vcpus[j];
+			double *val = (double *)sv->value, *rate = (double *)sv->rate;
+
+			proc_kvm_rates(prev_vcpu(&s->prev, vm->pid, sv->thread->tid), val, rate,
+				       st->pub.dt);
+			for (size_t k = 0; k < NPROC + NKVM; k++) {
+				if (isnan(val[k]))
+					continue;
+				sum[k] = isnan(sum[k]) ? val[k] : sum[k] + val[k];
+				srate[k] += rate[k];
 			}
 		}
 		for (size_t k = 0; k < NF; k++)
@@ -542,6 +697,14 @@ static int fill(struct vms_sampler *s, struct store *st)
 	}
 	st->pub.vms = st->vms;
 	st->pub.nvms = nvms;
+	/* VMMs of VMs that are gone */
+	for (size_t k = 0; k < s->nvsrc;) {
+		if (s->vsrc[k].seen) {
+			k++;
+			continue;
+		}
+		s->vsrc[k] = s->vsrc[--s->nvsrc];
+	}
 	return 0;
 }
 
@@ -689,6 +852,7 @@ void vms_sampler_free(struct vms_sampler *s)
 		tp_vm_clear(&s->tpv[k]);
 	free(s->tpv);
 	vms_keycount_free(s->kc);
+	free(s->vsrc);
 	store_free(&s->cur);
 	store_free(&s->prev);
 	free(s->proc_root);

@@ -19,6 +19,10 @@ json):
    "CPU n/KVM" threads.
 4. Running: each cumulative statistic lies between two raw reads taken around the
    library's (every read kicks the vCPUs, so the counters move between reads).
+6. vmscope stat on that QEMU (which keeps no statistics descriptor open): paused, every
+   vCPU's and the VM's "kvm_stats" in stat's JSON equal QEMU's raw answer, with
+   "kvm_stats_source" "qmp", and the table shows KVM's counters "through QEMU's QMP
+   query-stats" with the raw exits count of each vCPU.
 5. Over the run, against the guest's truth (read from its memory): mmio_exits and
    halt_exits grew by the guest's MMIO writes and HLTs (+ the boot's few), exits by at
    least both, halt_wait_ns by at least 90 % of the guest's idle time; io_exits by at least
@@ -231,6 +235,34 @@ def main():
     finish()
 
 
+def stat_checks(pid, raw):
+    """6. vmscope stat reads the same through QMP."""
+    p = run(["stat", "--once", "--pid", str(pid), "--format", "json", "--no-events"])
+    vm = json.loads(p.stdout)["vms"][0]
+    check_eq(vm.get("kvm_stats_source"), "qmp", "stat: the VM's statistics come through QMP")
+    check_eq(vm.get("kvm_stats"), {k: v for k, (v, _) in raw["vm"].items()},
+             "stat: the VM's kvm_stats == QEMU's raw answer")
+    for v in vm["vcpus"]:
+        r = raw["vcpus"][v["vcpu"]]
+        check_eq(v.get("kvm_stats_source"), "qmp", "stat: vCPU %d through QMP" % v["vcpu"])
+        check_eq(v.get("kvm_stats"), {k: val for k, (val, _) in r["stats"].items()},
+                 "stat: vCPU %d kvm_stats == QEMU's raw answer" % v["vcpu"])
+    p = run(["stat", "--once", "--pid", str(pid), "--no-events"])
+    check("KVM's counters (binary statistics, through QEMU's QMP query-stats)" in p.stdout,
+          "stat's table: KVM's counters through QMP:\n" + p.stdout)
+    rows = {}
+    lines = p.stdout.splitlines()
+    for i, ln in enumerate(lines):
+        if "through QEMU's QMP" in ln and i + 1 < len(lines):
+            head = lines[i + 1].split()
+            for row in lines[i + 2:i + 2 + VCPUS]:
+                f = row.split()
+                rows[int(f[0])] = dict(zip(head[1:], (int(x) for x in f[1:])))
+    for n, r in raw["vcpus"].items():
+        check_eq(rows.get(n, {}).get("exits"), r["stats"]["exits"][0],
+                 "stat's table: vCPU %d exits == QEMU's" % n)
+
+
 def run_checks(qemu, sock, tmp):
     pid = qemu.pid
     # 1. The socket from QEMU's command line (relative there, absolute here).
@@ -294,6 +326,7 @@ def run_checks(qemu, sock, tmp):
         raw = raw_stats(q)
     _, last = lib_stats("--pid", str(pid))
     compare_exact(last, raw, "paused after the schedule")
+    stat_checks(pid, raw)
 
     f0 = {v["vcpu"]: lib_by_name(v["stats"]) for v in first["vcpus"]}
     f1 = {v["vcpu"]: lib_by_name(v["stats"]) for v in last["vcpus"]}

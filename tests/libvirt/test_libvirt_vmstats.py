@@ -167,6 +167,15 @@ def paused(lab, name, pid):
     missing = sorted(str(k) for k in raw if ("vm" if k[0] is None else "vcpu", k[0], k[1])
                      not in {(a, b, c) for a, b, c, _ in got})
     check_eq(missing, [], "paused: every scalar of QEMU's query-stats is in the library's")
+    # vmscope stat on the domain's QEMU (no descriptor, no free QMP socket): libvirt.
+    p = vmscope("stat", "--once", "--pid", str(pid), "--format", "json", "--no-events")
+    vm = json.loads(p.stdout)["vms"][0]
+    check_eq(vm.get("kvm_stats_source"), "libvirt", "stat: the domain's statistics via libvirt")
+    check_eq(vm.get("kvm_stats"), {k[1]: v for k, v in raw.items() if k[0] is None},
+             "stat: the VM's kvm_stats == QEMU's query-stats")
+    for v in vm["vcpus"]:
+        check_eq(v.get("kvm_stats"), {k[1]: x for k, x in raw.items() if k[0] == v["vcpu"]},
+                 "stat: vCPU %s kvm_stats == QEMU's query-stats" % v["vcpu"])
     tids = {v["vcpu"]: v["tid"] for v in r["vcpus"]}
     check_eq(tids, vcpu_threads(pid), "the vCPU threads are QEMU's 'CPU n/KVM'")
     check_eq(tids, raw_tids, "the vCPU threads are query-cpus-fast's")
