@@ -20,6 +20,7 @@ struct vms_cmd {
 extern const struct vms_cmd cmd_testvm;
 extern const struct vms_cmd cmd_stat;
 extern const struct vms_cmd cmd_top;
+extern const struct vms_cmd cmd_serve;
 extern const struct vms_cmd cmd_report;
 extern const struct vms_cmd cmd_record;
 extern const struct vms_cmd cmd_export;

@@ -110,6 +110,8 @@ struct vms_sample {
 	size_t ncpus;	      /* 0 when /proc/stat could not be read */
 	bool cpus_since_boot; /* shares since boot (first sample), else over dt */
 	const struct vms_sample_cpu *cpus;
+	size_t nraw_cpus; /* /proc/stat's per-CPU lines as read (USER_HZ ticks) */
+	const struct vms_host_cpu *raw_cpus;
 	/* With exit_reasons: how they are counted ("hist": in the kernel; "stream": traced
 	 * and counted by vmscope), the events not counted (tables full, ring buffer lost),
 	 * or why they cannot be counted. */

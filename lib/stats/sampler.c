@@ -728,6 +728,8 @@ static void fill_cpus(struct vms_sampler *s, struct store *st)
 		st->cpus[st->pub.ncpus++].cpu = st->raw[i].cpu;
 	}
 	st->pub.cpus = st->cpus;
+	st->pub.raw_cpus = st->raw;
+	st->pub.nraw_cpus = st->nraw;
 }
 
 /* Open the exit-reason counter on the first sample, then read it every sample. */

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from testlib import *  # noqa: E402,F403
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMMANDS = ["testvm", "stat", "top", "record", "report", "export", "validate"]  # the subcommands; "help" is listed too
+COMMANDS = ["testvm", "stat", "top", "serve", "record", "report", "export", "validate"]  # the subcommands; "help" is listed too
 SENTINEL = "--no-such-option-zz"
 # A valid value for each metavariable the help texts use; an option whose metavariable is
 # not here fails the acceptance check (add a sample value when adding one).
@@ -27,7 +27,7 @@ SAMPLE = {"N": "1", "NAME": "x", "DUTY:TIME": "50:1s", "TIME": "1s", "RATE": "1"
           "CLOCK": "local", "VER": "7", "ALG": "zstd", "ARG": "-S",
           "DUMP": "/nonexistent/vmscope-test-dump", "URI": "qemu:///system",
           "A B": ["/nonexistent/vmscope-a", "/nonexistent/vmscope-b"], "REGEX": "exits",
-          "BYTES": "4096"}
+          "BYTES": "4096", "ADDR:PORT": "127.0.0.1:9977"}
 # "  -c, --vcpus N            text": an option line of a help text.
 OPTION_LINE = re.compile(r"^\s+(?:-(?P<short>\w),\s+)?--(?P<long>[a-z][a-z0-9-]*)"
                          r"(?: (?P<meta>[A-Z][A-Z0-9:,.\[\]]*(?: [A-Z][A-Z0-9]*)?))?(?:\s{2,}|$)")

@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "vmscope/host.h"
+#include "vmscope/prom.h"
 #include "vmscope/sampler.h"
 
 /* ---- the fake tree ---- */
@@ -1040,6 +1041,71 @@ static void test_sampler(void **state)
 	vms_sampler_free(NULL);
 }
 
+/* The exposition of a sample: label values escaped, values in seconds, names in base
+ * units. */
+static void test_prom(void **state)
+{
+	static const struct tstat t0 = { 250, 40, 200, 3 };
+	struct vms_sampler_opts o = {
+		.sz = sizeof(o), .proc_root = proc, .debugfs_root = debugfs, .no_events = true
+	};
+	struct vms_prom_opts po = { sizeof(po), true, 0.25 };
+	struct vms_sampler *s;
+	char *buf = NULL, name[160];
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	/* a name with a double quote and a backslash, which the exposition must escape */
+	process(4242, "qemu-system-x86", "/usr/bin/qemu-system-x86_64 -name we\"b\\1");
+	vmm_fds(4242, 12, 1);
+	task(4242, 4245, "CPU 0/KVM", &t0, 5000000000ULL, 1500000000ULL, 10);
+	proc_stat(1000, 400, 50, 8000);
+	assert_int_equal(vms_sampler_new(&o, &s), 0);
+	assert_int_equal(vms_sampler_update(s), 0);
+	f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	assert_int_equal(vms_prom_write(f, s, &po), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "vmscope_vms 1\n"));
+	assert_non_null(strstr(buf,
+			       "vmscope_vcpu_run_seconds_total{vm=\"we\\\"b\\\\1\",pid=\"4242\","
+			       "vcpu=\"0\"} 5\n"));
+	assert_non_null(strstr(buf, "vmscope_vcpu_runq_wait_seconds_total{vm=\"we\\\"b\\\\1\","
+				    "pid=\"4242\",vcpu=\"0\"} 1.5\n"));
+	/* user + system, libvirt's vcpu.N.time */
+	snprintf(
+		name, sizeof(name),
+		"libvirt_domain_vcpu_time_seconds_total{domain=\"we\\\"b\\\\1\",vcpu=\"0\"} %.9g\n",
+		(double)(ticks_ns(250) + ticks_ns(40)) / 1e9);
+	assert_non_null(strstr(buf, name));
+	/* host CPU 0: user without its guest time, in seconds */
+	snprintf(name, sizeof(name),
+		 "vmscope_host_cpu_seconds_total{cpu=\"0\",mode=\"user\"} %.9g\n",
+		 600.0 / (double)user_hz());
+	assert_non_null(strstr(buf, name));
+	assert_non_null(strstr(buf, "vmscope_scrape_duration_seconds 0.250000\n"));
+	/* the fake VM's KVM statistics cannot be read: not there, and the source is down */
+	assert_null(strstr(buf, "vmscope_kvm_vcpu_"));
+	assert_non_null(strstr(buf, "vmscope_source_up{source=\"kvm_stats\"} 0\n"));
+	free(buf);
+	vms_sampler_free(s);
+
+	/* KVM's names in base units */
+	assert_true(vms_prom_metric_name(name, sizeof(name), "vcpu", "halt_wait_ns",
+					 VMS_STAT_CUMULATIVE, VMS_UNIT_SECONDS, 10, -9) == 1e-9);
+	assert_string_equal(name, "vmscope_kvm_vcpu_halt_wait_seconds_total");
+	assert_true(vms_prom_metric_name(name, sizeof(name), "vm", "pages_4k", VMS_STAT_INSTANT,
+					 VMS_UNIT_NONE, 10, 0) == 1);
+	assert_string_equal(name, "vmscope_kvm_vm_pages_4k");
+	assert_true(vms_prom_metric_name(name, sizeof(name), "vcpu", "halt_poll_success_hist",
+					 VMS_STAT_PEAK, VMS_UNIT_BYTES, 2, 10) == 1024);
+	assert_string_equal(name, "vmscope_kvm_vcpu_halt_poll_success_hist_bytes");
+	assert_true(vms_prom_metric_name(name, sizeof(name), "vcpu", "guest.mode", VMS_STAT_INSTANT,
+					 VMS_UNIT_BOOLEAN, 10, 0) == 1);
+	assert_string_equal(name, "vmscope_kvm_vcpu_guest_mode");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1057,6 +1123,7 @@ int main(void)
 		cmocka_unit_test(test_vcpu_read_self),
 		cmocka_unit_test_setup_teardown(test_flavor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sampler, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prom, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""vmscope serve, scraped by a real Prometheus.
+
+1. vmscope serve -x on a free loopback port, a test VM (2 vCPUs busy 2 s making 300 MMIO
+   and 100 port writes per second each, then idle): `promtool check metrics` finds the
+   exposition clean; once the VM is idle, its exits by reason per vCPU equal the guest's
+   own counts exactly, its vCPU run seconds lie between the guest's busy time and that
+   plus the run-queue delay and the emulated wake-ups, the info metric names it, every
+   source is up.
+2. Debian's prometheus, started by the test on loopback with a 0.5 s scrape interval,
+   scrapes it: the HTTP API returns the VM's series with the values the guest counted.
+3. A VM is started and destroyed 100 times while Prometheus scrapes: no failed scrape
+   (up stays 1, scrape samples never drop to the empty host's), and afterwards no series
+   of any of those VMs is left (vmscope_vm_info has only the VMs that run).
+4. Other paths answer 404, other methods 405; the exporter ends cleanly on SIGTERM."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from testlib import *  # noqa: E402,F403
+
+need_kvm()
+if os.geteuid() != 0:
+    skip("serving another process's VM counters needs root")
+PROMETHEUS, PROMTOOL = shutil.which("prometheus"), shutil.which("promtool")
+if not PROMETHEUS or not PROMTOOL:
+    skip("prometheus/promtool not installed (Debian: apt-get install prometheus)")
+NAME = "promvm-%d" % os.getpid()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def get(url, method="GET"):
+    req = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode(), r.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(), ""
+
+
+def parse(text):
+    """{(name, frozenset(labels)): value} of an exposition."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        head, value = line.rsplit(" ", 1)
+        if "{" in head:
+            name, rest = head.split("{", 1)
+            labels = []
+            for part in rest[:-1].split('",'):
+                k, v = part.split("=", 1)
+                labels.append((k, v.strip('"')))
+            out[(name, frozenset(labels))] = float(value)
+        else:
+            out[(head, frozenset())] = float(value)
+    return out
+
+
+def series(m, name, **labels):
+    want = set(labels.items())
+    return {k: v for k, v in m.items() if k[0] == name and want <= set(k[1])}
+
+
+def prom_query(port, q):
+    url = "http://127.0.0.1:%d/api/v1/query?%s" % (port, urllib.parse.urlencode({"query": q}))
+    code, body, _ = get(url)
+    r = json.loads(body)
+    return r["data"]["result"] if code == 200 and r.get("status") == "success" else None
+
+
+def start_vm(tmp, name, phases, extra=()):
+    pidfile = os.path.join(tmp, name + ".pid")
+    truth = os.path.join(tmp, name + ".json")
+    args = ["testvm", "--daemon", "--pidfile", pidfile, "--truth", truth, "--name", name,
+            "--vcpus", "2"] + list(extra)
+    for ph in phases:
+        args += ["--phase", ph]
+    run(args)
+    return int(open(pidfile).read()), truth
+
+
+def main(tmp):
+    port = free_port()
+    serve = subprocess.Popen([vmscope(), "serve", "-x", "--listen", "127.0.0.1:%d" % port],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs.append(serve)
+    url = "http://127.0.0.1:%d/metrics" % port
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        try:
+            code, text, ctype = get(url)
+            break
+        except (ConnectionRefusedError, urllib.error.URLError):
+            time.sleep(0.1)
+    check_eq(code, 200, "the exporter answers /metrics")
+    check("version=0.0.4" in ctype, "text exposition 0.0.4: %s" % ctype)
+
+    prom = start_prometheus(tmp, port)
+    # 1. The test VM's own counts.
+    pid, truth_path = start_vm(tmp, NAME, ["100:2s", "0:6s"], ["--mmio", "300", "--pio", "100"])
+    vms.append(pid)
+    time.sleep(3.5)  # busy 2 s, then idle: the counts stand still
+    code, text, _ = get(url)
+    m = parse(text)
+    p = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
+                       text=True)
+    check_eq((p.returncode, p.stdout + p.stderr), (0, ""), "promtool check metrics is clean")
+    info = series(m, "vmscope_vm_info", vm=NAME)
+    check_eq([dict(k[1])["pid"] for k in info], [str(pid)], "vmscope_vm_info names the VM")
+    for src in ("procfs", "kvm_stats", "events", "exit_reasons", "host_cpus"):
+        check_eq(m.get(("vmscope_source_up", frozenset({("source", src)}))), 1.0,
+                 "source %s up" % src)
+    check(wait_pid_exit(pid, 15), "the test VM ends")
+    truth = load_json(truth_path)
+    for v in truth["vcpus"]:
+        n = str(v["vcpu"])
+        for reason, want in (("MMIO", v["exits"]["mmio_load"]), ("IO", v["exits"]["pio"])):
+            got = series(m, "vmscope_vcpu_exits_total", vm=NAME, vcpu=n, reason=reason)
+            check_eq(list(got.values()), [float(want)],
+                     "vCPU %s exits_total{reason=%s} == the guest's count" % (n, reason))
+        busy = sum(ph["busy_ns"] for ph in v["phases"]) / 1e9
+        ran = list(series(m, "vmscope_vcpu_run_seconds_total", vm=NAME, vcpu=n).values())
+        wait = list(series(m, "vmscope_vcpu_runq_wait_seconds_total", vm=NAME, vcpu=n).values())
+        if check(len(ran) == 1 and len(wait) == 1, "vCPU %s run and wait series" % n):
+            wakes = sum(ph["wakeups"] for ph in v["phases"])
+            check(busy - wait[0] - 0.05 <= ran[0] <= busy + 0.001 * wakes + 0.1,
+                  "vCPU %s run %.3f s vs the guest's busy %.3f s (wait %.3f s)"
+                  % (n, ran[0], busy, wait[0]))
+
+    # 2. Prometheus scraped the same (the VM is gone now: its last value in the last
+    # minute; counters only grow, so that is the max).
+    if prom:
+        for v in truth["vcpus"]:
+            r = prom_query(prom, 'max_over_time(vmscope_vcpu_exits_total{vm="%s",vcpu="%d",'
+                           'reason="MMIO"}[1m])' % (NAME, v["vcpu"]))
+            got = [float(x["value"][1]) for x in r or []]
+            check_eq(got, [float(v["exits"]["mmio_load"])],
+                     "Prometheus: vCPU %d MMIO exits == the guest's count" % v["vcpu"])
+        r = prom_query(prom, 'max_over_time(vmscope_vm_vcpus{vm="%s"}[1m])' % NAME)
+        check_eq([float(x["value"][1]) for x in r or []], [2.0], "Prometheus: the VM's vCPUs")
+
+        # 3. 100 VMs come and go while Prometheus scrapes.
+        t0 = time.time()
+        for i in range(100):
+            vm = subprocess.Popen([vmscope(), "testvm", "--vcpus", "1", "--phase", "0:30s",
+                                   "-q", "--name", "churn-%d-%d" % (os.getpid(), i)])
+            time.sleep(0.2)
+            vm.send_signal(signal.SIGTERM)
+            vm.wait(timeout=10)
+        time.sleep(2)
+        span = int(time.time() - t0) + 2
+        r = prom_query(prom, 'min_over_time(up{job="vmscope"}[%ds])' % span)
+        check_eq([float(x["value"][1]) for x in r or []], [1.0],
+                 "Prometheus: no failed scrape while 100 VMs came and went")
+        r = prom_query(prom, 'count_over_time(up{job="vmscope"}[%ds])' % span)
+        scrapes = float(r[0]["value"][1]) if r else 0
+        check(scrapes >= span, "Prometheus scraped throughout (%d scrapes in %d s)"
+              % (scrapes, span))
+        r = prom_query(prom, 'vmscope_vm_info{vm=~"churn-%d-.*"}' % os.getpid())
+        check_eq(r, [], "no stale series of the VMs that are gone")
+        r = prom_query(prom, 'count_over_time(vmscope_vm_info{vm=~"churn-%d-.*"}[%ds])'
+                       % (os.getpid(), span))
+        print("churn VMs seen by Prometheus while they ran: %d" % len(r or []))
+
+    # 4. Paths and methods; a clean end.
+    check_eq(get("http://127.0.0.1:%d/nothing" % port)[0], 404, "an unknown path: 404")
+    check_eq(get(url, method="POST")[0], 405, "POST: 405")
+    serve.send_signal(signal.SIGTERM)
+    out, err = serve.communicate(timeout=10)
+    check_eq(serve.returncode, 0, "serve ends 0 on SIGTERM (stderr: %s)" % err.strip())
+
+
+def start_prometheus(tmp, port):
+    pport = free_port()
+    cfg = os.path.join(tmp, "prometheus.yml")
+    with open(cfg, "w") as f:
+        f.write("global:\n  scrape_interval: 500ms\n  scrape_timeout: 400ms\n"
+                "scrape_configs:\n  - job_name: vmscope\n    static_configs:\n"
+                "      - targets: ['127.0.0.1:%d']\n" % port)
+    prom = subprocess.Popen([PROMETHEUS, "--config.file", cfg, "--storage.tsdb.path",
+                             os.path.join(tmp, "tsdb"), "--web.listen-address",
+                             "127.0.0.1:%d" % pport, "--log.level", "warn"],
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "prom.log"),
+                                                                   "w"))
+    procs.append(prom)
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        try:
+            r = prom_query(pport, 'up{job="vmscope"}')
+            if r and r[0]["value"][1] == "1":
+                return pport
+        except (ConnectionRefusedError, urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    check(False, "Prometheus came up and scraped vmscope: %s"
+          % open(os.path.join(tmp, "prom.log")).read()[-2000:])
+    return None
+
+
+procs, vms = [], []
+with tempfile.TemporaryDirectory() as tmp:
+    try:
+        main(tmp)
+    finally:
+        terminate(vms)
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+finish()
