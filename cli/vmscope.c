@@ -11,7 +11,8 @@
 #include "vmscope/vmscope.h"
 
 static const struct vms_cmd *const commands[] = {
-	&cmd_testvm, &cmd_stat, &cmd_top, &cmd_serve, &cmd_record, &cmd_report, &cmd_export, &cmd_validate,
+	&cmd_testvm, &cmd_stat,	  &cmd_top,    &cmd_serve,
+	&cmd_record, &cmd_report, &cmd_export, &cmd_validate,
 };
 
 static void usage(FILE *f)
