@@ -13,9 +13,14 @@
 3. A VM is started and destroyed 100 times while Prometheus scrapes: no failed scrape
    (up stays 1, scrape samples never drop to the empty host's), and afterwards no series
    of any of those VMs is left (vmscope_vm_info has only the VMs that run).
-4. Other paths answer 404, other methods 405; the exporter ends cleanly on SIGTERM."""
+4. The Grafana dashboard (dashboards/vmscope.json) imports as-is: its JSON has the
+   import inputs, unique panel ids and grid positions; every metric its queries use is in
+   the exposition, and Prometheus runs every query (its variables set to all VMs)
+   successfully with a non-empty answer.
+5. Other paths answer 404, other methods 405; the exporter ends cleanly on SIGTERM."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -157,6 +162,8 @@ def main(tmp):
                      "Prometheus: vCPU %d MMIO exits == the guest's count" % v["vcpu"])
         r = prom_query(prom, 'max_over_time(vmscope_vm_vcpus{vm="%s"}[1m])' % NAME)
         check_eq([float(x["value"][1]) for x in r or []], [2.0], "Prometheus: the VM's vCPUs")
+        # 4. The dashboard, while the VM's last minute is in Prometheus.
+        dashboard(m, prom)
 
         # 3. 100 VMs come and go while Prometheus scrapes.
         t0 = time.time()
@@ -181,12 +188,36 @@ def main(tmp):
                        % (os.getpid(), span))
         print("churn VMs seen by Prometheus while they ran: %d" % len(r or []))
 
-    # 4. Paths and methods; a clean end.
+    # 5. Paths and methods; a clean end.
     check_eq(get("http://127.0.0.1:%d/nothing" % port)[0], 404, "an unknown path: 404")
     check_eq(get(url, method="POST")[0], 405, "POST: 405")
     serve.send_signal(signal.SIGTERM)
     out, err = serve.communicate(timeout=10)
     check_eq(serve.returncode, 0, "serve ends 0 on SIGTERM (stderr: %s)" % err.strip())
+
+
+def dashboard(m, prom):
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "dashboards", "vmscope.json")
+    with open(path) as f:
+        d = json.load(f)
+    check_eq([i["name"] for i in d.get("__inputs", [])], ["DS_PROMETHEUS"],
+             "dashboard: its Prometheus data source is an import input")
+    ids = [p["id"] for p in d["panels"]]
+    check_eq(len(ids), len(set(ids)), "dashboard: unique panel ids")
+    check(all({"x", "y", "w", "h"} <= set(p["gridPos"]) for p in d["panels"]),
+          "dashboard: every panel has its place")
+    names = {k[0] for k in m}
+    for p in d["panels"]:
+        for t in p["targets"]:
+            expr = t["expr"]
+            for metric in set(re.findall(r"\b((?:vmscope|libvirt)_[a-z0-9_]+)", expr)):
+                check(metric in names, "dashboard %r: %s is in the exposition"
+                      % (p["title"], metric))
+            if prom:
+                q = expr.replace("$__rate_interval", "1m").replace("$vm", ".*")
+                r = prom_query(prom, q)
+                check(r is not None and len(r) > 0, "dashboard %r: Prometheus answers %s"
+                      % (p["title"], q))
 
 
 def start_prometheus(tmp, port):
