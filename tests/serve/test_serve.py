@@ -8,7 +8,7 @@
    own counts exactly, its vCPU run seconds lie between the guest's busy time and that
    plus the run-queue delay and the emulated wake-ups, the info metric names it, every
    source is up.
-2. Debian's prometheus, started by the test on loopback with a 0.5 s scrape interval,
+2. Debian's prometheus, started by the test on loopback with a 1 s scrape interval,
    scrapes it: the HTTP API returns the VM's series with the values the guest counted.
 3. A VM is started and destroyed 100 times while Prometheus scrapes: no failed scrape
    (up stays 1, scrape samples never drop to the empty host's), and afterwards no series
@@ -227,7 +227,7 @@ def start_prometheus(tmp, port):
     pport = free_port()
     cfg = os.path.join(tmp, "prometheus.yml")
     with open(cfg, "w") as f:
-        f.write("global:\n  scrape_interval: 500ms\n  scrape_timeout: 400ms\n"
+        f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
                 "scrape_configs:\n  - job_name: vmscope\n    static_configs:\n"
                 "      - targets: ['127.0.0.1:%d']\n" % port)
     prom = subprocess.Popen([PROMETHEUS, "--config.file", cfg, "--storage.tsdb.path",
