@@ -450,10 +450,9 @@ static void vmm_fill(const struct vms_vmm_stats *vs, struct vms_sample_vm *svm, 
 
 static void fill_vcpu(struct vms_sampler *s, const struct vms_host_vm *vm,
 		      const struct vms_host_vcpu *v, size_t idx, double *val, double *rate,
-		      double dt, struct vms_sample_vm *svm)
+		      struct vms_sample_vm *svm)
 {
 	const struct tp_vm *t = s->events ? tp_find(s, vm->pid) : NULL;
-	const struct vms_sample_vcpu *pv = prev_vcpu(&s->prev, vm->pid, v->tid);
 	int err;
 
 	for (size_t k = 0; k < NF; k++)
@@ -468,8 +467,6 @@ static void fill_vcpu(struct vms_sampler *s, const struct vms_host_vm *vm,
 	err = read_kvm(vm, v, val);
 	if (err && !svm->kvm_err)
 		svm->kvm_err = err;
-	(void)pv;
-	(void)dt;
 	/* Events: counts since the counters opened; rates once they were read before. */
 	if (t && t->tc && idx < t->ntids && t->tids[idx] == v->tid) {
 		double tdt = (double)(t->read_ns - t->prev_ns) / 1e9;
@@ -638,7 +635,7 @@ static int fill(struct vms_sampler *s, struct store *st)
 			sv->thread = &vm->vcpus[j];
 			sv->value = val;
 			sv->rate = rate;
-			fill_vcpu(s, vm, &vm->vcpus[j], j, val, rate, st->pub.dt, svm);
+			fill_vcpu(s, vm, &vm->vcpus[j], j, val, rate, svm);
 			if (s->kent) {
 				sv->reasons = &st->reasons[ri];
 				sv->nreasons =
