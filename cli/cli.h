@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 struct vms_cmd {
 	const char *name;
@@ -50,6 +51,15 @@ int cli_format_option(const char *cmd, const char *s, bool csv, enum cli_format 
  * usage error, CLI_EXIT_USAGE. cli_window_check(): --to after --from, or the usage error. */
 int cli_window_option(const char *cmd, bool to, const char *s, uint64_t *ns);
 int cli_window_check(const char *cmd, uint64_t from, uint64_t to);
+
+/* CLOCK_MONOTONIC now, in ns. */
+static inline uint64_t cli_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 /* Route the library's log to stderr with the command's name (warnings and errors). */
 void cli_setup_log(const char *cmd, bool verbose);

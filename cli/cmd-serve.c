@@ -135,14 +135,6 @@ struct server {
 	size_t nlogged;
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* Each VM's trouble (KVM statistics, events) once on stderr, not on every scrape. */
 static void log_once(struct server *sv, const struct vms_sample *smp)
 {
@@ -178,7 +170,7 @@ static char *scrape(struct server *sv, size_t *len, unsigned int *code)
 {
 	struct vms_prom_opts po = { sizeof(po), sv->a->kvm_stats, 0 };
 	char *buf = NULL;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = cli_mono_ns();
 	FILE *f;
 	int err;
 
@@ -192,7 +184,7 @@ static char *scrape(struct server *sv, size_t *len, unsigned int *code)
 	}
 	log_once(sv, vms_sampler_sample(sv->s));
 	f = open_memstream(&buf, len);
-	po.scrape_seconds = (double)(mono_ns() - t0) / 1e9;
+	po.scrape_seconds = (double)(cli_mono_ns() - t0) / 1e9;
 	if (!f || vms_prom_write(f, sv->s, &po)) {
 		if (f)
 			fclose(f);

@@ -966,14 +966,6 @@ static void on_sigint(int sig)
 	interrupted = 1;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static int stat_loop(struct stat_args *a, struct vms_sampler *s, struct log_sink *ls)
 {
 	unsigned long long reports = 0;
@@ -1057,7 +1049,7 @@ static int cmd_stat_run(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (a.log && (ret = log_open(&ls, &a, mono_ns()))) {
+	if (a.log && (ret = log_open(&ls, &a, cli_mono_ns()))) {
 		ret = cli_error(CMD, "cannot open the log %s: %s", a.output, strerror(-ret));
 		goto out;
 	}

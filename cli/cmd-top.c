@@ -264,14 +264,6 @@ static void top_log(enum vms_log_level level, const char *msg, void *ctx)
 	snprintf(log_msg, sizeof(log_msg), "%s", msg);
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static void set_msg(struct top *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void set_msg(struct top *t, const char *fmt, ...)
@@ -1160,7 +1152,7 @@ static void key_prompt(struct top *t, int ch)
 			break;
 		}
 		t->interval_ns = ns;
-		t->next_ns = mono_ns() + ns;
+		t->next_ns = cli_mono_ns() + ns;
 		set_msg(t, "every %gs", ns / 1e9);
 		break;
 	}
@@ -1212,7 +1204,7 @@ static bool handle_key(struct top *t, int ch)
 	case ' ':
 		t->paused = !t->paused;
 		if (!t->paused)
-			t->next_ns = mono_ns();
+			t->next_ns = cli_mono_ns();
 		break;
 	case KEY_UP:
 	case 'k':
@@ -1328,10 +1320,10 @@ static void init_colors(struct top *t)
 static int top_loop(struct top *t)
 {
 	take_sample(t);
-	t->next_ns = mono_ns() + t->interval_ns;
+	t->next_ns = cli_mono_ns() + t->interval_ns;
 	draw(t, NULL, NULL);
 	while (!stop) {
-		uint64_t now = mono_ns();
+		uint64_t now = cli_mono_ns();
 		int ch, wait_ms = 250;
 
 		if (!t->paused && now >= t->next_ns) {

@@ -59,14 +59,6 @@ struct qemu_run {
 	char err[512];
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- the temporary folder ---- */
 
 static int make_dir(struct qemu_run *r)
@@ -563,7 +555,8 @@ static int supervise(struct qemu_run *r, int *ready_fd, bool *stopped)
 {
 	const struct testvm_args *a = r->a;
 	uint64_t total = a->opts.start_delay_ns ? a->opts.start_delay_ns : 50000000ULL;
-	uint64_t start = mono_ns(), booted = 0, deadline = start + BOOT_TIMEOUT_S * 1000000000ULL;
+	uint64_t start = cli_mono_ns(), booted = 0,
+		 deadline = start + BOOT_TIMEOUT_S * 1000000000ULL;
 	bool progress = !a->quiet && !a->daemon && isatty(STDERR_FILENO);
 	struct timespec tick = { 0, POLL_MS * 1000000L };
 	sigset_t set;
@@ -593,7 +586,7 @@ static int supervise(struct qemu_run *r, int *ready_fd, bool *stopped)
 			return -1;
 		}
 		if (!ret && !booted) {
-			booted = mono_ns();
+			booted = cli_mono_ns();
 			deadline = booted + total + END_MARGIN_S * 1000000000ULL;
 			if (*ready_fd >= 0) {
 				int nul = open("/dev/null", O_WRONLY);
@@ -619,7 +612,7 @@ static int supervise(struct qemu_run *r, int *ready_fd, bool *stopped)
 			if (done)
 				break;
 		}
-		if (mono_ns() > deadline) {
+		if (cli_mono_ns() > deadline) {
 			if (booted)
 				cli_error(CMD, "the guest did not finish its schedule in time");
 			else
@@ -632,7 +625,7 @@ static int supervise(struct qemu_run *r, int *ready_fd, bool *stopped)
 			break;
 		}
 		if (progress) {
-			uint64_t el = booted ? mono_ns() - booted : 0;
+			uint64_t el = booted ? cli_mono_ns() - booted : 0;
 
 			fprintf(stderr, "\rvmscope testvm --qemu: %s %5.1f s of %.1f s",
 				booted ? "running" : "booting", el / 1e9, total / 1e9);

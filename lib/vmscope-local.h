@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "vmscope/vmscope.h"
 
@@ -24,6 +25,15 @@ __attribute__((format(printf, 2, 3))) void vms_log(enum vms_log_level level, con
 #define vms_dbg(...) vms_log(VMS_LOG_DEBUG, __VA_ARGS__)
 
 /* Whether @s is a non-empty string of decimal digits (a pid, an fd number). */
+/* CLOCK_MONOTONIC now, in ns. */
+static inline uint64_t vms_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static inline bool vms_all_digits(const char *s)
 {
 	if (!*s)

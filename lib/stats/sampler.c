@@ -16,6 +16,7 @@
 #include "vmscope/qmp.h"
 #include "vmscope/sampler.h"
 #include "vmscope/stats.h"
+#include "vmscope-local.h"
 
 /* ---- the fields ---- */
 
@@ -185,14 +186,6 @@ static bool selected(const struct vms_sampler *s, const struct vms_host_vm *vm)
 	return (!s->pid || vm->pid == s->pid) && (!s->guest || !strcmp(s->guest, vm->name));
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* Open counters for new VMs (or VMs whose threads changed), read all, drop gone VMs. */
 static int tp_update(struct vms_sampler *s, const struct vms_host_vm *vms, size_t n)
 {
@@ -228,7 +221,7 @@ static int tp_update(struct vms_sampler *s, const struct vms_host_vm *vms, size_
 		vms_tpcount_read(t->tc, t->now, t->valid);
 		/* Rates over the time between the reads themselves: the first read follows
 		 * the opening of many counters, which takes a while. */
-		t->read_ns = mono_ns();
+		t->read_ns = vms_mono_ns();
 	}
 	/* VMs that are gone: their counters go too. */
 	for (size_t k = 0; k < s->ntpv;) {
@@ -372,8 +365,6 @@ static struct vmm_src *vsrc_get(struct vms_sampler *s, int pid)
 #define VMM_TIMEOUT_MS 500
 #define VMM_RETRY_NS (10 * 1000000000ULL)
 
-static uint64_t mono_ns(void);
-
 /*
  * KVM's statistics of a VM that keeps no descriptor open, from its VMM: QEMU's QMP socket
  * when its command line has a free one, else libvirt when the VM is a domain (libvirt
@@ -385,7 +376,7 @@ static int vmm_read(struct vms_sampler *s, const struct vms_host_vm *vm, struct 
 {
 	struct vmm_src *src = vsrc_get(s, vm->pid);
 	char path[256];
-	uint64_t now = mono_ns();
+	uint64_t now = vms_mono_ns();
 	int err;
 
 	*out = NULL;
@@ -754,7 +745,7 @@ static void reasons_update(struct vms_sampler *s, struct vms_sample *pub)
 		s->kc_read_ns = 0; /* no rates against this sample */
 		return;
 	}
-	s->kc_read_ns = mono_ns();
+	s->kc_read_ns = vms_mono_ns();
 	pub->reasons_dropped = vms_keycount_dropped(s->kc);
 }
 
@@ -768,7 +759,7 @@ int vms_sampler_update(struct vms_sampler *s)
 	err = vms_host_vms_list(&ho, &st.host, &st.nhost);
 	if (err)
 		return err;
-	st.pub.ts_ns = mono_ns();
+	st.pub.ts_ns = vms_mono_ns();
 	st.pub.dt = s->cur.pub.ts_ns ? (double)(st.pub.ts_ns - s->cur.pub.ts_ns) / 1e9 : 0;
 	if (s->events && (err = tp_update(s, st.host, st.nhost))) {
 		store_free(&st);

@@ -46,14 +46,6 @@ static const char *const default_events[] = {
 	NULL,
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* "common_pid == t1 || ..." for every thread of @pids; NULL when too long or none. */
 static char *thread_filter(const int *pids, size_t npids)
 {
@@ -251,7 +243,7 @@ int vms_live_round(struct vms_trace *t)
 	if (t->live_ended)
 		return 0;
 	for (unsigned int i = 0; i < t->ncpus; i++) {
-		uint64_t r = mono_ns();
+		uint64_t r = vms_mono_ns();
 
 		read_cpu(t, i, false);
 		if (r < w)

@@ -497,14 +497,6 @@ static int open_writer(struct vms_recorder *r, struct vms_dat_writer **w)
 	return ret;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* Read every full page available now (and, @flush, what is left of partial ones). */
 static int drain(struct vms_recorder *r, struct vms_dat_writer *w, void *page, bool flush)
 {
@@ -541,10 +533,10 @@ int vms_recorder_run(struct vms_recorder *r, void (*progress)(uint64_t, void *),
 		ret = rec_fail(r, -EIO, "cannot start tracing in %s", r->inst_name);
 		goto out;
 	}
-	start = mono_ns();
+	start = vms_mono_ns();
 	while (!atomic_load(&r->stop)) {
 		struct timespec nap = { 0, 50000000 };
-		uint64_t now = mono_ns();
+		uint64_t now = vms_mono_ns();
 
 		if (r->opts.duration_ns && now - start >= r->opts.duration_ns)
 			break;
