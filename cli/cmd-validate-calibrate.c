@@ -42,6 +42,7 @@ enum cal_src {
 	SRC_HOST_GUEST, /* /proc/stat guest of the CPUs the vCPUs are pinned to */
 	SRC_HALT_POLL,	/* KVM: time spent polling (not compared: the guest was idle then) */
 	SRC_LATE,	/* the guest's count of time held past its deadlines: host delay */
+	SRC_STALL,	/* the guest's count of busy time its vCPU did not run */
 	SRC_STEAL,	/* /proc/stat steal of the pinned CPUs: the hypervisor under this host */
 	SRC_N
 };
@@ -63,6 +64,7 @@ static const struct {
 	[SRC_HOST_GUEST] = { "host_guest", "/proc/stat guest, pinned CPUs", true },
 	[SRC_HALT_POLL] = { "kvm_halt_poll", "KVM halt polling (guest idle)", false },
 	[SRC_LATE] = { "guest_late", "guest late (host delay)", false },
+	[SRC_STALL] = { "guest_stall", "guest stalled while busy (did not run)", false },
 	[SRC_STEAL] = { "host_steal", "/proc/stat steal, pinned CPUs", false },
 };
 
@@ -114,7 +116,8 @@ static void phase_values(struct cal *c, unsigned int p, double phase_s)
 		if (!vms_testvm_vcpu_phase(c->vm, i, p, &t)) {
 			c->val[p][SRC_TRUTH] += (double)t.busy_ns * 1e-9;
 			c->val[p][SRC_LATE] += (double)t.late_ns * 1e-9;
-			c->has[p][SRC_TRUTH] = c->has[p][SRC_LATE] = true;
+			c->val[p][SRC_STALL] += (double)t.stall_ns * 1e-9;
+			c->has[p][SRC_TRUTH] = c->has[p][SRC_LATE] = c->has[p][SRC_STALL] = true;
 		}
 		snprintf(key, sizeof(key), "task.%d.run_ns", tid);
 		add(c, p, SRC_RUN, a, b, key, 1e-9);
@@ -190,8 +193,10 @@ static void print_cal_table(const struct cal *c, double phase_s, const char *cgm
 	printf("\nThe truth is the time the guest spent in its busy loops by its own clock; a\n"
 	       "source above it also counts the host's work for the vCPU (exits, emulation,\n"
 	       "halt polling), one below it missed time or sampled it short. A guest whose vCPU\n"
-	       "waited for a host CPU while busy counts that wait as busy: see 'guest late',\n"
-	       "the run-queue delay and, when this host is itself a VM, its CPUs' steal.\n");
+	       "did not run while busy (preempted, or its host CPU taken by a hypervisor below)\n"
+	       "still counts that time as busy: 'guest stalled while busy' is the part of it the\n"
+	       "guest saw (its clock jumped), whatever took it; the run-queue delay and the\n"
+	       "CPUs' steal are what this host's kernel saw of it.\n");
 }
 
 static void print_cal_json(const struct cal *c, double phase_s)
@@ -227,6 +232,7 @@ static void print_cal_json(const struct cal *c, double phase_s)
 			vms_json_u64(&j, "busy_ns", t.busy_ns);
 			vms_json_u64(&j, "idle_ns", t.idle_ns);
 			vms_json_u64(&j, "late_ns", t.late_ns);
+			vms_json_u64(&j, "stall_ns", t.stall_ns);
 			vms_json_u64(&j, "wakeups", t.wakeups);
 			vms_json_object_end(&j);
 		}

@@ -71,6 +71,12 @@ struct vms_testvm_vcpu_phase {
 			       * common start): time the host kept the vCPU from running when
 			       * the guest wanted to run */
 	uint64_t late_max_ns; /* the latest single wake-up */
+	uint64_t stall_ns;    /* inside busy_ns, the gaps of 100 us or more the guest saw
+			       * between two reads of its clock around one chunk of work: busy
+			       * time its vCPU did not run, whoever took the CPU (the host's
+			       * scheduler, or a hypervisor under the host that its steal time
+			       * may not show) */
+	uint64_t stalls;      /* how many such gaps */
 	uint64_t wakeups;     /* idle segments */
 	uint64_t periods;
 	uint64_t work;		  /* computation units done */

@@ -698,12 +698,18 @@ static void check_libvirt(struct ctx *c)
 static void check_trace(struct ctx *c)
 {
 	uint64_t covered = 0;
-	double cov;
+	double cov, steal = 0, st;
 
 	if (!c->trace)
 		return;
 	vms_acct_get(c->trace, "trace.covered_ns", &covered);
 	cov = (double)covered * 1e-9 / c->interval;
+	/* Time a hypervisor under this host took from its CPUs: on-CPU time by the trace's
+	 * clock, but left out of the run time when the kernel accounts steal
+	 * (CONFIG_PARAVIRT_TIME_ACCOUNTING). Which CPUs a thread ran on is not known: all. */
+	for (unsigned int cpu = 0; cpu < c->ncpus; cpu++)
+		if (dkf(c, c->tick, &st, "stat.cpu%u.steal", cpu))
+			steal += st;
 	for (size_t i = 0; i < c->ntasks; i++) {
 		const struct task *t = &c->tasks[i];
 		uint64_t run, wait, unsure = 0;
@@ -729,6 +735,13 @@ static void check_trace(struct ctx *c)
 			    "the trace covers %.1f %% of the interval: record it over the whole "
 			    "interval to compare",
 			    100 * cov);
+		else if (k->status != VMS_CHECK_PASS && (double)run * 1e-9 > t->run &&
+			 (double)run * 1e-9 - t->run <= k->tol_s + steal)
+			say(k, VMS_CHECK_PASS,
+			    "the trace counts %.3f s more on-CPU time: the host's CPUs were "
+			    "stolen for %.3f s (steal), which the trace's clock counts and the "
+			    "scheduler's run time leaves out",
+			    (double)run * 1e-9 - t->run, steal);
 		else if (k->status == VMS_CHECK_PASS)
 			say(k, VMS_CHECK_PASS,
 			    "the sched_switch events account for the same on-CPU time as the "

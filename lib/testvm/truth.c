@@ -206,6 +206,8 @@ int vms_testvm_vcpu_phase(const struct vms_testvm *vm, unsigned int i, unsigned 
 	out->idle_ns = tvm_tsc_to_ns(vm, g->idle_tsc);
 	out->late_ns = tvm_tsc_to_ns(vm, g->late_tsc);
 	out->late_max_ns = tvm_tsc_to_ns(vm, g->late_max_tsc);
+	out->stall_ns = tvm_tsc_to_ns(vm, g->stall_tsc);
+	out->stalls = g->stalls;
 	out->wakeups = g->wakeups;
 	out->periods = g->periods;
 	out->work = g->work;
@@ -238,6 +240,8 @@ int vms_testvm_vcpu_totals(const struct vms_testvm *vm, unsigned int i,
 		out->late_ns += ph.late_ns;
 		if (ph.late_max_ns > out->late_max_ns)
 			out->late_max_ns = ph.late_max_ns;
+		out->stall_ns += ph.stall_ns;
+		out->stalls += ph.stalls;
 		out->wakeups += ph.wakeups;
 		out->periods += ph.periods;
 		out->work += ph.work;
@@ -376,6 +380,8 @@ static void tvm_json_vcpu(const struct vms_testvm *vm, struct vms_json *j, unsig
 		vms_json_u64(j, "idle_ns", ph.idle_ns);
 		vms_json_u64(j, "late_ns", ph.late_ns);
 		vms_json_u64(j, "late_max_ns", ph.late_max_ns);
+		vms_json_u64(j, "stall_ns", ph.stall_ns);
+		vms_json_u64(j, "stalls", ph.stalls);
 		vms_json_u64(j, "wakeups", ph.wakeups);
 		/* The duty the guest kept while it ran: late time is the host's doing. */
 		vms_json_double(j, "busy_share",

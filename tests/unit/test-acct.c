@@ -334,6 +334,65 @@ static void test_shared_cgroup_and_missing(void **state)
 	vms_acct_free(b);
 }
 
+/*
+ * A trace of the same interval: each vCPU thread on a CPU 5 s by schedstat. The trace's
+ * clock also runs while a hypervisor under the host holds the CPU (steal), which the
+ * scheduler's run time leaves out: the trace may count up to the CPUs' steal more, never
+ * less, and never more than that.
+ */
+static const struct vms_check *trace_check(uint64_t steal_ticks, uint64_t trace_run_ns,
+					   struct vms_acct_report **pr)
+{
+	struct vms_acct *a, *b, *t = vms_acct_new();
+	char msg[128];
+
+	scenario(&a, &b, "6.1.0-13-amd64", true);
+	set(a, "stat.cpu0.steal", 1000);
+	set(a, "stat.cpu1.steal", 2000);
+	set(b, "stat.cpu0.steal", 1000 + steal_ticks / 2);
+	set(b, "stat.cpu1.steal", 2000 + steal_ticks - steal_ticks / 2);
+	set(t, "trace.covered_ns", 10 * S);
+	for (int tid = 11; tid <= 12; tid++) {
+		char key[64];
+
+		snprintf(key, sizeof(key), "trace.task.%d.run_ns", tid);
+		set(t, key, tid == 11 ? trace_run_ns : 5 * S);
+		snprintf(key, sizeof(key), "trace.task.%d.wait_ns", tid);
+		set(t, key, S / 100);
+	}
+	assert_int_equal(vms_acct_validate(a, b, t, pr, msg, sizeof(msg)), 0);
+	vms_acct_free(a);
+	vms_acct_free(b);
+	vms_acct_free(t);
+	assert_int_equal(find_check(*pr, "trace-vcpu1-run")->status, VMS_CHECK_PASS);
+	return find_check(*pr, "trace-vcpu0-run");
+}
+
+static void test_trace_and_steal(void **state)
+{
+	struct vms_acct_report *r;
+	const struct vms_check *k;
+
+	(void)state;
+	/* No steal: 5.3 s by the trace against 5 s is lost events or another interval. */
+	k = trace_check(0, 5300 * (S / 1000), &r);
+	assert_int_equal(k->status, VMS_CHECK_FAIL);
+	vms_acct_report_free(r);
+	/* 0.4 s of steal (40 USER_HZ ticks) on the CPUs covers the 0.3 s, and says so. */
+	k = trace_check(40, 5300 * (S / 1000), &r);
+	assert_int_equal(k->status, VMS_CHECK_PASS);
+	assert_non_null(strstr(k->explain, "steal"));
+	vms_acct_report_free(r);
+	/* Steal never explains a trace that counts less than the scheduler. */
+	k = trace_check(40, 4700 * (S / 1000), &r);
+	assert_int_equal(k->status, VMS_CHECK_FAIL);
+	vms_acct_report_free(r);
+	/* Nor more than the steal. */
+	k = trace_check(20, 5300 * (S / 1000), &r);
+	assert_int_equal(k->status, VMS_CHECK_FAIL);
+	vms_acct_report_free(r);
+}
+
 static void test_mismatched_snapshots(void **state)
 {
 	struct vms_acct *a, *b;
@@ -365,6 +424,7 @@ int main(void)
 		cmocka_unit_test(test_delay_polling_libvirt),
 		cmocka_unit_test(test_shared_cgroup_and_missing),
 		cmocka_unit_test(test_mismatched_snapshots),
+		cmocka_unit_test(test_trace_and_steal),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

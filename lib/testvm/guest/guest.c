@@ -206,16 +206,30 @@ static void busy_part(struct tvm_shared *sh, struct tvm_vcpu_phase *ph, u64 cpu,
 		owed[k] = iv[k] ? (be - t + iv[k] - 1) / iv[k] : 0;
 		done[k] = 0;
 	}
+	const u64 stall_min = sh->tsc_khz * TVM_STALL_US / 1000;
+
 	while (now < be && !sh->stop) {
+		u64 prev = now;
+		int exited = 0;
+
 		*x = work_chunk(*x);
 		ph->work++;
+		now = rdtsc();
+		if (now - prev >= stall_min) {
+			/* The vCPU did not run for most of this gap; only its part inside the
+			 * busy part counts (the rest is late time). */
+			ph->stall_tsc += (now < be ? now : be) - prev;
+			ph->stalls++;
+		}
 		for (int k = 0; k < LOAD_KINDS; k++) {
 			if (done[k] < owed[k] && now >= t + done[k] * iv[k]) {
 				load_exit(sh, (enum load_kind)k, cpu, seq, ph);
 				done[k]++;
+				exited = 1;
 			}
 		}
-		now = rdtsc();
+		if (exited)
+			now = rdtsc();
 	}
 	if (!sh->stop)
 		for (int k = 0; k < LOAD_KINDS; k++)
@@ -235,7 +249,10 @@ static inline void held_back(struct tvm_vcpu_phase *ph, u64 d)
  * for) and late, the rest: the ticks the host kept the vCPU from its schedule, whether it
  * overran the busy part's end, woke past a deadline, or reached the period (or skipped it
  * whole) after its start. So busy + idle + late is the phase's length whatever the host
- * did, and a stall never counts as time the guest chose to spend.
+ * did, and a stall never counts as time the guest chose to spend. Stalls inside a busy part
+ * (the vCPU stopped mid-computation and resumed before the part's end) stay busy time, by
+ * the schedule, and are also counted apart (busy_part()): the busy time the vCPU did not
+ * run, which no host-side counter may be trusted to see when the host is itself a VM.
  */
 static void period(struct tvm_shared *sh, struct tvm_vcpu *st, struct tvm_vcpu_phase *ph,
 		   u64 cpu, u64 t, u64 be, u64 ie, u64 *x, struct seqs *seq)

@@ -85,6 +85,11 @@ typedef uint32_t tvm_u32;
 #define TVM_SVC_PIO 2  /* rdi = value: outl to TVM_PIO_PORT */
 #define TVM_SVC_MSR 3  /* rdi = value: wrmsr TVM_MSR_INDEX */
 
+/* A gap this long (microseconds) around one chunk of busy work (~0.1 us) is a stall: long
+ * enough to leave out the host's interrupt handling (20-50 us on KVM-PVM), which the vCPU
+ * thread's run time includes. */
+#define TVM_STALL_US 100
+
 /* What a vCPU is doing right now (tvm_vcpu.seg_kind). */
 #define TVM_SEG_NONE 0
 #define TVM_SEG_BUSY 1
@@ -132,6 +137,10 @@ struct tvm_vcpu_phase {
 	tvm_u64 hlt;	/* HLT instructions executed (kernel mode) */
 	tvm_u64 irq;	/* interrupts taken (timer and wake) */
 	tvm_u64 periods;
+	tvm_u64 stall_tsc; /* inside busy parts, gaps of TVM_STALL_US or more between two TSC
+			    * reads around one chunk of work: the vCPU did not run (preempted,
+			    * or its host CPU taken by a hypervisor below, at any depth) */
+	tvm_u64 stalls;	   /* how many such gaps */
 };
 
 struct tvm_vcpu {
