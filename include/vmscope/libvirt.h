@@ -122,11 +122,13 @@ VMS_API int vms_libvirt_find_by_pid(const char *uri, int pid, char *name, size_t
  * What `virsh domstats --vm --vcpu` shows: libvirt asks QEMU (query-stats) on the monitor
  * it holds and names the VM's statistics "vm.NAME.TYPE" and each vCPU's
  * "vcpu.N.NAME.TYPE", TYPE "cur" (instant), "sum" (cumulative) or "max" (peak); booleans
- * come as booleans (0 or 1 here, unit VMS_UNIT_BOOLEAN), other units are not passed on
- * (has_unit false). The vCPU threads (tid) are QEMU's "CPU N/KVM" threads, found in /proc
- * for a local domain (libvirt starts QEMU with debug-threads=on), else 0. The same shape as
- * vms_qmp_query_stats(). Each call makes QEMU answer query-stats, which kicks every running
- * vCPU: the exit counters of a running domain move a little with every call.
+ * come as booleans (0 or 1 here, unit VMS_UNIT_BOOLEAN); other units are not passed on,
+ * but KVM names every time by its unit: a name ending "_ns" is in nanoseconds (unit
+ * VMS_UNIT_SECONDS, exponent -9), others have has_unit false. The vCPU threads (tid) are QEMU's
+ * "CPU N/KVM" threads, found in /proc for a local domain (libvirt starts QEMU with
+ * debug-threads=on), else 0. The same shape as vms_qmp_query_stats(). Each call makes QEMU answer
+ * query-stats, which kicks every running vCPU: the exit counters of a running domain move a little
+ * with every call.
  *
  * Return: 0; -ENOENT no such domain; -ESRCH the domain is not running; -EOPNOTSUPP libvirt
  * gave no KVM statistics (libvirt before 8.9, QEMU before 7.1, or not KVM); -ENOTSUP built

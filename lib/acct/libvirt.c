@@ -787,6 +787,13 @@ static bool vm_stat_field(const char *f, const virTypedParameter *p, struct vms_
 		return true;
 	}
 	st->value = param_u64(p, &ok);
+	/* libvirt passes no units on, but KVM names each time by its unit (halt_wait_ns,
+	 * the only suffix it uses, with unit seconds and exponent -9 in its descriptors). */
+	if (len - 4 > 3 && !strcmp(buf + len - 4 - 3, "_ns")) {
+		st->has_unit = true;
+		st->unit = VMS_UNIT_SECONDS;
+		st->exponent = -9;
+	}
 	return ok;
 }
 

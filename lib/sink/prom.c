@@ -34,8 +34,16 @@ static void put_value(FILE *f, double v)
 		fputs(" NaN\n", f);
 	else if (v == floor(v) && fabs(v) < 9007199254740992.0)
 		fprintf(f, " %.0f\n", v);
-	else
-		fprintf(f, " %.9g\n", v);
+	else {
+		/* The shortest text that reads back as the same double: a counter of seconds
+		 * keeps its nanoseconds however large it grows. */
+		char buf[32];
+
+		snprintf(buf, sizeof(buf), "%.15g", v);
+		if (strtod(buf, NULL) != v)
+			snprintf(buf, sizeof(buf), "%.17g", v);
+		fprintf(f, " %s\n", buf);
+	}
 }
 
 static void family(FILE *f, const char *name, const char *type, const char *help)

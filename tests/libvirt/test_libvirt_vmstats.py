@@ -14,15 +14,19 @@ what the library reads.
    QEMU answer query-stats, which kicks the running vCPUs).
 3. Paused: field by field equal to virsh's: vm.NAME.TYPE and vcpu.N.NAME.TYPE, TYPE cur /
    sum / max as instant / cumulative / peak, booleans (yes / no) as 1 / 0 with unit
-   boolean; and name by name equal to QEMU's raw query-stats answer (virsh
+   boolean, names ending _ns in nanoseconds (unit, base and exponent equal to QEMU's
+   query-stats-schemas); and name by name equal to QEMU's raw query-stats answer (virsh
    qemu-monitor-command), so the names are KVM's exactly; the vCPU threads are
    query-cpus-fast's and QEMU's "CPU n/KVM" threads; mmio_exits and halt_exits are at
-   least the guest's MMIO writes and HLTs so far (its truth, from its memory).
+   least the guest's MMIO writes and HLTs so far (its truth, from its memory). vmscope
+   serve exports them in base units (QEMU's vCPU *_ns as *_seconds_total, equal to the
+   raw value x 1e-9) and promtool finds the exposition clean.
 4. A domain that does not exist: -ENOENT; the machine is left as found.
 
 usage: test_libvirt_vmstats.py PATH-TO-VMSCOPE PATH-TO-VMMSTATS"""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -31,6 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 from testlib import check, check_eq, failures, finish, skip  # noqa: E402
 import libvirtlab  # noqa: E402
+from promlib import free_port, get, parse, series  # noqa: E402
 from libvirtlab import parse_domstats  # noqa: E402
 
 if len(sys.argv) != 3:
@@ -140,6 +145,44 @@ def running(name):
     check(moved > 0, "running: the counters move between reads")
 
 
+def serve_paused(pid, raw):
+    """vmscope serve on the paused domain: its KVM statistics come through libvirt, in
+    base units (a name ending _ns becomes _seconds), and promtool finds them clean."""
+    port = free_port()
+    srv = subprocess.Popen([VMSCOPE, "serve", "--listen", "127.0.0.1:%d" % port,
+                            "--no-events"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        code, text = 0, ""
+        for _ in range(100):
+            try:
+                code, text, _ = get("http://127.0.0.1:%d/metrics" % port)
+                break
+            except OSError:
+                time.sleep(0.1)
+        if not check_eq(code, 200, "serve: /metrics answers"):
+            return
+        m = parse(text)
+        promtool = shutil.which("promtool")
+        if promtool:
+            p = subprocess.run([promtool, "check", "metrics"], input=text,
+                               capture_output=True, text=True)
+            check_eq((p.returncode, p.stdout + p.stderr), (0, ""),
+                     "serve: promtool check metrics is clean with a libvirt domain")
+        else:
+            print("note: promtool not installed: the exposition's lint is not run")
+        timed = [k for k in raw if k[0] is not None and k[1].endswith("_ns")]
+        check(len(timed) > 0, "QEMU gives vCPU times in ns: %s" % sorted(timed))
+        for n, stat in timed:
+            metric = "vmscope_kvm_vcpu_%s_seconds_total" % stat[:-3]
+            got = list(series(m, metric, pid=str(pid), vcpu=str(n)).values())
+            check_eq(got, [raw[(n, stat)] * 1e-9], "serve: %s{vcpu=%d} = QEMU's %s x 1e-9"
+                     % (metric, n, stat))
+    finally:
+        srv.terminate()
+        srv.wait(timeout=30)
+
+
 def paused(lab, name, pid):
     lab.pause(name)
     time.sleep(0.3)
@@ -147,6 +190,8 @@ def paused(lab, name, pid):
     rc, r = lib("--libvirt", name)
     d = domstats(name)
     raw, raw_tids = raw_stats(name)
+    units = {st["name"]: (st.get("unit"), st.get("base"), st.get("exponent"))
+             for sc in qmp(name, "query-stats-schemas", provider="kvm") for st in sc["stats"]}
     if not check_eq(rc, 0, "paused: vms_libvirt_vm_stats: %s" % r):
         return
     check_eq(r["source"], "libvirt", "source")
@@ -161,6 +206,11 @@ def paused(lab, name, pid):
         check_eq(raw.get((k[1], k[2])), s["value"], "paused: %s = QEMU's query-stats" % what)
         if s["unit"] == "boolean":
             check(s["has_unit"], "paused: %s: a boolean has its unit" % what)
+        elif k[2].endswith("_ns"):
+            # libvirt passes on no unit; the name says nanoseconds, as QEMU's schema does.
+            check_eq((s["has_unit"], s["unit"], s["base"], s["exponent"]),
+                     (True,) + units.get(k[2], ()), "paused: %s: unit from the name = "
+                     "QEMU's query-stats-schemas" % what)
         else:
             check(not s["has_unit"], "paused: %s: libvirt passes on no unit" % what)
     # QEMU's scalar statistics that libvirt left out (none expected)
@@ -176,6 +226,7 @@ def paused(lab, name, pid):
     for v in vm["vcpus"]:
         check_eq(v.get("kvm_stats"), {k[1]: x for k, x in raw.items() if k[0] == v["vcpu"]},
                  "stat: vCPU %s kvm_stats == QEMU's query-stats" % v["vcpu"])
+    serve_paused(pid, raw)
     tids = {v["vcpu"]: v["tid"] for v in r["vcpus"]}
     check_eq(tids, vcpu_threads(pid), "the vCPU threads are QEMU's 'CPU n/KVM'")
     check_eq(tids, raw_tids, "the vCPU threads are query-cpus-fast's")

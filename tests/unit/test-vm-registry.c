@@ -1059,7 +1059,7 @@ static void test_prom(void **state)
 	/* a name with a double quote and a backslash, which the exposition must escape */
 	process(4242, "qemu-system-x86", "/usr/bin/qemu-system-x86_64 -name we\"b\\1");
 	vmm_fds(4242, 12, 1);
-	task(4242, 4245, "CPU 0/KVM", &t0, 5000000000ULL, 1500000000ULL, 10);
+	task(4242, 4245, "CPU 0/KVM", &t0, 123456789012ULL, 1500000000ULL, 10);
 	proc_stat(1000, 400, 50, 8000);
 	assert_int_equal(vms_sampler_new(&o, &s), 0);
 	assert_int_equal(vms_sampler_update(s), 0);
@@ -1070,7 +1070,7 @@ static void test_prom(void **state)
 	assert_non_null(strstr(buf, "vmscope_vms 1\n"));
 	assert_non_null(strstr(buf,
 			       "vmscope_vcpu_run_seconds_total{vm=\"we\\\"b\\\\1\",pid=\"4242\","
-			       "vcpu=\"0\"} 5\n"));
+			       "vcpu=\"0\"} 123.456789012\n")); /* every nanosecond kept */
 	assert_non_null(strstr(buf, "vmscope_vcpu_runq_wait_seconds_total{vm=\"we\\\"b\\\\1\","
 				    "pid=\"4242\",vcpu=\"0\"} 1.5\n"));
 	/* user + system, libvirt's vcpu.N.time */
