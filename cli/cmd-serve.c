@@ -273,6 +273,8 @@ static int serve(struct serve_args *a)
 		.sz = sizeof(so),
 		.no_events = !a->events,
 		.exit_reasons = a->reasons,
+		.wakeup_latency = true,
+		.no_vmm_stats = !a->kvm_stats,
 	};
 	struct server sv = { a, NULL, PTHREAD_MUTEX_INITIALIZER, NULL, 0 };
 	struct MHD_Daemon *d;

@@ -22,6 +22,7 @@
 
 #include "vmscope/host.h"
 #include "vmscope/vmm-stats.h"
+#include "vmscope/wakelat.h"
 #include "vmscope/vmscope.h"
 
 #ifdef __cplusplus
@@ -61,6 +62,9 @@ struct vms_sample_vcpu {
 	const double *rate;  /* per second over the interval; NAN when not known (yet) */
 	size_t nreasons;     /* sorted by kind and code */
 	const struct vms_sample_reason *reasons;
+	/* With wakeup_latency: the thread's wakeup latencies since the sampler began timing
+	 * it (sched_wakeup to running); NULL when not timed. */
+	const struct vms_wakelat_hist *wakeups;
 };
 
 struct vms_sample_vm {
@@ -119,6 +123,12 @@ struct vms_sample {
 	uint64_t reasons_dropped;
 	int reasons_err;
 	const char *reasons_msg; /* detail for reasons_err, "" when none */
+	/* With wakeup_latency: events the ring buffer lost (their wakeups are not timed), or
+	 * why wakeups cannot be timed. */
+	bool wakeups_timed; /* the wakeups of the vCPU threads are timed */
+	uint64_t wakeups_lost;
+	int wakeups_err;
+	const char *wakeups_msg; /* detail for wakeups_err, "" when none */
 };
 
 struct vms_sampler_opts {
@@ -129,6 +139,9 @@ struct vms_sampler_opts {
 	const char *guest;	  /* only VMs with this name; NULL: every VM */
 	bool no_events;		  /* do not count trace events (no perf counters opened) */
 	bool exit_reasons;	  /* count exits by reason (vms_keycount: hist trigger or stream) */
+	bool wakeup_latency;	  /* time the vCPU threads' wakeups (vms_wakelat: traced) */
+	bool no_vmm_stats;	  /* never ask a VMM (QMP, libvirt) for KVM statistics: each
+				   * answer costs QEMU tens of ms and kicks its vCPUs */
 };
 
 struct vms_sampler;

@@ -161,7 +161,7 @@ struct vms_live_opts {
  * @out: receives the reader; vms_trace_next() blocks until records come, and returns 0
  *       once vms_trace_stop() was called and everything traced until then was delivered
  *
- * Works in a tracefs instance of its own ("vmscope-<pid>-live", removed by
+ * Works in a tracefs instance of its own ("vmscope-<pid>-live<n>", removed by
  * vms_trace_close(); one left by a process that died is removed by the next one), with the
  * "mono" trace clock: timestamps are CLOCK_MONOTONIC ns. Records are delivered in time
  * order across CPUs: a record is handed out once every CPU has been read past its time
@@ -170,6 +170,19 @@ struct vms_live_opts {
  * Return: 0 or a negative errno (vms_trace_open_error() says what).
  */
 VMS_API int vms_trace_open_live(const struct vms_live_opts *opts, struct vms_trace **out);
+
+/**
+ * vms_trace_live_set_pids() - trace only the events of these threads (set_event_pid)
+ * @t: a live trace
+ * @pids: thread ids; sched_switch is kept when its previous or next task is one of them,
+ *        sched_wakeup when the task woken is, any other event when the current task is
+ * @n: how many; 0 stops tracing until threads are given again
+ *
+ * Replaces the previous list. Not thread-safe against itself; safe while another thread
+ * reads the trace.
+ * Return: 0, -EINVAL (not a live trace), -ENOMEM, or the error of the tracefs write.
+ */
+VMS_API int vms_trace_live_set_pids(struct vms_trace *t, const int *pids, size_t n);
 
 /** vms_trace_stop() - end a live trace (safe from any thread); no-op for a file. */
 VMS_API void vms_trace_stop(struct vms_trace *t);

@@ -12,6 +12,7 @@
 
 #include "vmscope/prom.h"
 #include "vmscope/stats.h"
+#include "vmscope/wakelat.h"
 
 /* A label value, escaped. */
 static void put_label(FILE *f, const char *name, const char *value, bool first)
@@ -308,6 +309,67 @@ static void write_reasons(FILE *f, const struct vms_sample *smp)
 		}
 }
 
+/* Wakeup latency per vCPU thread: a Prometheus histogram with cumulative buckets. */
+static void write_wakeups(FILE *f, const struct vms_sample *smp)
+{
+	static const char *const name = "vmscope_vcpu_wakeup_latency_seconds";
+	bool any = false;
+
+	for (size_t i = 0; i < smp->nvms; i++)
+		for (size_t j = 0; j < smp->vms[i].nvcpus; j++) {
+			const struct vms_sample_vcpu *v = &smp->vms[i].vcpus[j];
+			const struct vms_wakelat_hist *h = v->wakeups;
+			uint64_t cum = 0;
+			char series[64], le[32];
+
+			if (!h)
+				continue;
+			if (!any)
+				family(f, name, "histogram",
+				       "Time from the vCPU thread's wakeup (sched_wakeup) to its "
+				       "running on a host CPU (sched_switch): latency its guest "
+				       "feels in timers and interrupts.");
+			any = true;
+			snprintf(series, sizeof(series), "%s_bucket", name);
+			for (unsigned int b = 0; b < VMS_WAKELAT_BUCKETS; b++) {
+				cum += h->bucket[b];
+				if (b < VMS_WAKELAT_BOUNDS)
+					snprintf(le, sizeof(le), "%.9g",
+						 (double)vms_wakelat_bounds_ns[b] * 1e-9);
+				else
+					snprintf(le, sizeof(le), "+Inf");
+				vm_series(f, series, smp->vms[i].vm, v->thread->vcpu);
+				put_label(f, "le", le, false);
+				fputc('}', f);
+				put_value(f, (double)cum);
+			}
+			snprintf(series, sizeof(series), "%s_sum", name);
+			vm_series(f, series, smp->vms[i].vm, v->thread->vcpu);
+			fputc('}', f);
+			put_value(f, (double)h->sum_ns * 1e-9);
+			snprintf(series, sizeof(series), "%s_count", name);
+			vm_series(f, series, smp->vms[i].vm, v->thread->vcpu);
+			fputc('}', f);
+			put_value(f, (double)h->count);
+		}
+	if (!any)
+		return;
+	family(f, "vmscope_vcpu_wakeups_untimed_total", "counter",
+	       "Wakeups of the vCPU thread whose switch in the kernel did not trace (some "
+	       "kernels miss switches away from the idle task): counted, not timed.");
+	for (size_t i = 0; i < smp->nvms; i++)
+		for (size_t j = 0; j < smp->vms[i].nvcpus; j++) {
+			const struct vms_sample_vcpu *v = &smp->vms[i].vcpus[j];
+
+			if (!v->wakeups)
+				continue;
+			vm_series(f, "vmscope_vcpu_wakeups_untimed_total", smp->vms[i].vm,
+				  v->thread->vcpu);
+			fputc('}', f);
+			put_value(f, (double)v->wakeups->untimed);
+		}
+}
+
 static void write_host(FILE *f, const struct vms_sample *smp)
 {
 	double tick = 1.0 / (double)sysconf(_SC_CLK_TCK);
@@ -405,6 +467,7 @@ int vms_prom_write(FILE *f, const struct vms_sampler *s, const struct vms_prom_o
 		    "Guest time of the vCPU thread (/proc, tick-based).");
 	write_events(f, s);
 	write_reasons(f, smp);
+	write_wakeups(f, smp);
 	if (opts && opts->kvm_stats)
 		write_kvm(f, smp);
 	write_host(f, smp);
@@ -417,12 +480,20 @@ int vms_prom_write(FILE *f, const struct vms_sampler *s, const struct vms_prom_o
 	if (smp->reasons_backend || smp->reasons_err)
 		fprintf(f, "vmscope_source_up{source=\"exit_reasons\"} %d\n",
 			smp->reasons_backend != NULL);
+	if (smp->wakeups_err || smp->wakeups_timed)
+		fprintf(f, "vmscope_source_up{source=\"wakeup_latency\"} %d\n", smp->wakeups_timed);
 	fprintf(f, "vmscope_source_up{source=\"host_cpus\"} %d\n", smp->nraw_cpus > 0);
 	if (smp->reasons_backend) {
 		family(f, "vmscope_exit_reasons_dropped_total", "counter",
 		       "Exits not counted by reason (tables full, ring buffer lost).");
 		fprintf(f, "vmscope_exit_reasons_dropped_total %llu\n",
 			(unsigned long long)smp->reasons_dropped);
+	}
+	if (smp->wakeups_timed) {
+		family(f, "vmscope_wakeup_latency_lost_events_total", "counter",
+		       "sched events the ring buffer lost: the wakeups around them are not timed.");
+		fprintf(f, "vmscope_wakeup_latency_lost_events_total %llu\n",
+			(unsigned long long)smp->wakeups_lost);
 	}
 	if (opts) {
 		family(f, "vmscope_scrape_duration_seconds", "gauge",

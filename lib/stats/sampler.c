@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "vmscope/qmp.h"
 #include "vmscope/sampler.h"
 #include "vmscope/stats.h"
+#include "vmscope/wakelat.h"
 #include "vmscope-local.h"
 
 /* ---- the fields ---- */
@@ -96,6 +98,7 @@ struct store {
 	struct vms_sample_cpu *cpus;
 	struct vms_sample_reason *reasons; /* the vCPUs', then the VMs' sums */
 	struct vms_vmm_stats **vmm;	   /* per VM: from its VMM (QMP, libvirt) or NULL */
+	struct vms_wakelat_hist *wl;	   /* per vCPU, with wakeup_latency */
 };
 
 /* A VM whose VMM keeps no statistics descriptor: how its statistics are asked for. */
@@ -126,6 +129,14 @@ struct vms_sampler {
 	/* VMs whose statistics come from their VMM */
 	struct vmm_src *vsrc;
 	size_t nvsrc;
+	bool vmm_stats; /* KVM statistics asked of VMMs without descriptors */
+	/* wakeup latency of the vCPU threads */
+	bool wakeups;
+	struct vms_wakelat *wl;
+	int wl_err;
+	char wl_msg[256];
+	int *wl_tids; /* the threads timed now */
+	size_t wl_ntids;
 };
 
 /* The two keyed events, in the order of enum vms_reason_kind. */
@@ -288,6 +299,7 @@ static void store_free(struct store *st)
 	free(st->raw);
 	free(st->cpus);
 	free(st->reasons);
+	free(st->wl);
 	for (size_t i = 0; st->vmm && i < st->pub.nvms; i++)
 		vms_vmm_stats_free(st->vmm[i]);
 	free(st->vmm);
@@ -371,20 +383,13 @@ static struct vmm_src *vsrc_get(struct vms_sampler *s, int pid)
  * holds its monitor). A VMM that failed is asked again only after VMM_RETRY_NS: a monitor
  * someone holds costs the whole timeout.
  */
-static int vmm_read(struct vms_sampler *s, const struct vms_host_vm *vm, struct vms_vmm_stats **out,
-		    const char **msg)
+static int vmm_read(struct vmm_src *src, const struct vms_host_vm *vm, struct vms_vmm_stats **out)
 {
-	struct vmm_src *src = vsrc_get(s, vm->pid);
 	char path[256];
 	uint64_t now = vms_mono_ns();
 	int err;
 
 	*out = NULL;
-	*msg = "";
-	if (!src)
-		return -ENOMEM;
-	src->seen = true;
-	*msg = src->msg;
 	if (src->retry_ns && now < src->retry_ns)
 		return src->err;
 	src->msg[0] = '\0';
@@ -414,6 +419,48 @@ static int vmm_read(struct vms_sampler *s, const struct vms_host_vm *vm, struct 
 	src->err = err;
 	src->retry_ns = err ? now + VMM_RETRY_NS : 0;
 	return err;
+}
+
+/* The VMs whose statistics are asked of their VMMs in one sample, and what they said. */
+struct vmm_job {
+	struct vmm_src *src;
+	const struct vms_host_vm *vm;
+	struct vms_vmm_stats *out;
+	int err;
+};
+
+struct vmm_jobs {
+	struct vmm_job *job;
+	size_t n;
+	size_t next; /* atomic: the next job a worker takes */
+};
+
+static void *vmm_worker(void *arg)
+{
+	struct vmm_jobs *j = arg;
+	size_t i;
+
+	while ((i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED)) < j->n)
+		j->job[i].err = vmm_read(j->job[i].src, j->job[i].vm, &j->job[i].out);
+	return NULL;
+}
+
+#define VMM_WORKERS 16
+
+/* Ask every VMM at once: QEMU answers query-stats in tens of ms (it kicks every vCPU),
+ * so a host of many VMs is read in the time of the slowest, not of their sum. */
+static void vmm_read_all(struct vmm_jobs *j)
+{
+	pthread_t th[VMM_WORKERS];
+	size_t nth = 0;
+
+	if (j->n > 1)
+		for (; nth < VMM_WORKERS && nth < j->n - 1; nth++)
+			if (pthread_create(&th[nth], NULL, vmm_worker, j))
+				break;
+	vmm_worker(j); /* this thread works too, and alone when no thread could start */
+	for (size_t i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
 }
 
 /* Fill the KVM fields of @svm's vCPUs from @vs, matched by thread (else by index). */
@@ -577,6 +624,7 @@ static size_t sum_reasons(const struct vms_sample_vm *svm, struct vms_sample_rea
 static int fill(struct vms_sampler *s, struct store *st)
 {
 	size_t nvms = 0, nv = 0, m = 0, vi = 0, nr = 0, ri = 0;
+	struct vmm_jobs jobs = { NULL, 0, 0 };
 
 	for (size_t i = 0; i < st->nhost; i++)
 		if (selected(s, &st->host[i])) {
@@ -592,6 +640,12 @@ static int fill(struct vms_sampler *s, struct store *st)
 	st->vmm = calloc(nvms + 1, sizeof(*st->vmm));
 	if (!st->vms || !st->vcpus || !st->vals || !st->reasons || !st->vmm)
 		return -ENOMEM;
+	if (s->wl && !(st->wl = calloc(nv + 1, sizeof(*st->wl))))
+		return -ENOMEM;
+	jobs.job = calloc(nvms + 1, sizeof(*jobs.job));
+	if (!jobs.job)
+		return -ENOMEM;
+	/* From here on no return before the jobs are freed. */
 	for (size_t k = 0; k < s->nvsrc; k++)
 		s->vsrc[k].seen = false;
 	for (size_t i = 0; i < st->nhost; i++) {
@@ -627,6 +681,8 @@ static int fill(struct vms_sampler *s, struct store *st)
 			sv->value = val;
 			sv->rate = rate;
 			fill_vcpu(s, vm, &vm->vcpus[j], j, val, rate, svm);
+			if (st->wl && !vms_wakelat_read(s->wl, vm->vcpus[j].tid, &st->wl[vi]))
+				sv->wakeups = &st->wl[vi];
 			if (s->kent) {
 				sv->reasons = &st->reasons[ri];
 				sv->nreasons =
@@ -645,18 +701,45 @@ static int fill(struct vms_sampler *s, struct store *st)
 		}
 		svm->kvm_msg = "";
 		svm->kvm_source = svm->kvm_err ? NULL : vm->nvcpus ? "fd" : NULL;
-		if (svm->kvm_err == -ENOENT) {
-			/* No descriptor: ask the VMM. */
-			int err = vmm_read(s, vm, &st->vmm[m - 1], &svm->kvm_msg);
+		svm->sum = sum;
+		svm->sum_rate = srate;
+		if (s->kent) {
+			svm->reasons = &st->reasons[ri];
+			svm->nreasons = sum_reasons(svm, &st->reasons[ri]);
+			ri += svm->nreasons;
+		}
+		/* No descriptor: its VMM is asked below, with the others. */
+		if (svm->kvm_err == -ENOENT && s->vmm_stats)
+			jobs.job[jobs.n++] = (struct vmm_job){ NULL, vm, NULL, 0 };
+	}
+	/* Their sources first (the array may move as it grows), then the pointers. */
+	for (size_t i = 0; i < jobs.n; i++)
+		if (!vsrc_get(s, jobs.job[i].vm->pid)) {
+			free(jobs.job);
+			return -ENOMEM;
+		}
+	for (size_t i = 0; i < jobs.n; i++) {
+		jobs.job[i].src = vsrc_get(s, jobs.job[i].vm->pid);
+		jobs.job[i].src->seen = true;
+	}
+	vmm_read_all(&jobs);
+	for (size_t i = 0, jn = 0, v0 = 0; i < nvms; v0 += st->vms[i].nvcpus, i++) {
+		struct vms_sample_vm *svm = &st->vms[i];
+		const struct vms_host_vm *vm = svm->vm;
+		double *sum = (double *)svm->sum, *srate = (double *)svm->sum_rate;
 
-			if (!err) {
-				vmm_fill(st->vmm[m - 1], svm,
-					 st->vals + 2 * (vi - vm->nvcpus) * NF);
-				svm->vmm = st->vmm[m - 1];
+		if (jn < jobs.n && jobs.job[jn].vm == vm) {
+			struct vmm_job *jb = &jobs.job[jn++];
+
+			svm->kvm_msg = jb->src->msg;
+			st->vmm[i] = jb->out;
+			if (!jb->err) {
+				vmm_fill(st->vmm[i], svm, st->vals + 2 * v0 * NF);
+				svm->vmm = st->vmm[i];
 				svm->kvm_source = svm->vmm->source;
 				svm->kvm_err = 0;
-			} else if (err != -ENOENT) {
-				svm->kvm_err = err;
+			} else if (jb->err != -ENOENT) {
+				svm->kvm_err = jb->err;
 			}
 		}
 		for (size_t j = 0; j < vm->nvcpus; j++) {
@@ -675,14 +758,8 @@ static int fill(struct vms_sampler *s, struct store *st)
 		for (size_t k = 0; k < NF; k++)
 			if (isnan(sum[k]))
 				srate[k] = NAN;
-		svm->sum = sum;
-		svm->sum_rate = srate;
-		if (s->kent) {
-			svm->reasons = &st->reasons[ri];
-			svm->nreasons = sum_reasons(svm, &st->reasons[ri]);
-			ri += svm->nreasons;
-		}
 	}
+	free(jobs.job);
 	st->pub.vms = st->vms;
 	st->pub.nvms = nvms;
 	/* VMMs of VMs that are gone */
@@ -718,6 +795,58 @@ static void fill_cpus(struct vms_sampler *s, struct store *st)
 	st->pub.cpus = st->cpus;
 	st->pub.raw_cpus = st->raw;
 	st->pub.nraw_cpus = st->nraw;
+}
+
+static int int_cmp(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Time the wakeups of the selected VMs' vCPU threads (the trace opened on the first
+ * sample; its thread list written only when it changed). */
+static void wakeups_update(struct vms_sampler *s, const struct store *st, struct vms_sample *pub)
+{
+	size_t n = 0;
+	int *tids;
+
+	if (!s->wl && !s->wl_err)
+		s->wl_err = vms_wakelat_new(NULL, &s->wl, s->wl_msg, sizeof(s->wl_msg));
+	pub->wakeups_err = s->wl_err;
+	pub->wakeups_msg = s->wl_msg;
+	if (!s->wl)
+		return;
+	for (size_t i = 0; i < st->nhost; i++)
+		if (selected(s, &st->host[i]))
+			n += st->host[i].nvcpus;
+	tids = malloc((n + 1) * sizeof(*tids));
+	if (!tids)
+		return;
+	n = 0;
+	for (size_t i = 0; i < st->nhost; i++)
+		for (size_t j = 0; selected(s, &st->host[i]) && j < st->host[i].nvcpus; j++)
+			tids[n++] = st->host[i].vcpus[j].tid;
+	qsort(tids, n, sizeof(*tids), int_cmp);
+	if (n == s->wl_ntids && !memcmp(tids, s->wl_tids, n * sizeof(*tids))) {
+		free(tids);
+	} else {
+		int err = vms_wakelat_set_threads(s->wl, tids, n);
+
+		if (err && err != -ENOSPC) {
+			snprintf(s->wl_msg, sizeof(s->wl_msg),
+				 "cannot filter the sched events by the vCPU threads: %s",
+				 vms_strerror(err));
+			pub->wakeups_err = err;
+			free(tids);
+			return;
+		}
+		free(s->wl_tids);
+		s->wl_tids = tids;
+		s->wl_ntids = n;
+	}
+	pub->wakeups_timed = true;
+	pub->wakeups_lost = vms_wakelat_lost(s->wl);
 }
 
 /* Open the exit-reason counter on the first sample, then read it every sample. */
@@ -767,6 +896,8 @@ int vms_sampler_update(struct vms_sampler *s)
 	}
 	if (s->reasons)
 		reasons_update(s, &st.pub);
+	if (s->wakeups)
+		wakeups_update(s, &st, &st.pub);
 	/* The current sample becomes the previous one while the new one is filled. */
 	store_free(&s->prev);
 	s->prev = s->cur;
@@ -795,6 +926,8 @@ int vms_sampler_new(const struct vms_sampler_opts *opts, struct vms_sampler **ou
 		return -ENOMEM;
 	s->events = !(opts && opts->no_events);
 	s->reasons = opts && opts->exit_reasons;
+	s->wakeups = opts && opts->wakeup_latency;
+	s->vmm_stats = !(opts && opts->no_vmm_stats);
 	if (opts) {
 		s->pid = opts->pid;
 		if ((opts->proc_root && !(s->proc_root = strdup(opts->proc_root))) ||
@@ -842,6 +975,8 @@ void vms_sampler_free(struct vms_sampler *s)
 		tp_vm_clear(&s->tpv[k]);
 	free(s->tpv);
 	vms_keycount_free(s->kc);
+	vms_wakelat_free(s->wl);
+	free(s->wl_tids);
 	free(s->vsrc);
 	store_free(&s->cur);
 	store_free(&s->prev);

@@ -13,6 +13,7 @@
  * CPU, and lets everything out.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,8 +87,12 @@ static int live_setup(struct vms_trace *t, const struct vms_live_opts *opts)
 	char *hp;
 	int ret;
 
+	static unsigned int serial;
+
 	vms_trace_remove_stale_instances();
-	snprintf(name, sizeof(name), "vmscope-%d-live", getpid());
+	/* One process may run several live traces (exit reasons, wakeup latency). */
+	snprintf(name, sizeof(name), "vmscope-%d-live%u", getpid(),
+		 __atomic_fetch_add(&serial, 1, __ATOMIC_RELAXED));
 	t->inst = tracefs_instance_create(name);
 	if (!t->inst)
 		return vms_trace_fail(t, errno ? -errno : -EIO,
@@ -193,6 +198,31 @@ int vms_trace_open_live(const struct vms_live_opts *opts, struct vms_trace **out
 	t->info.uname = t->uname;
 	*out = t;
 	return 0;
+}
+
+int vms_trace_live_set_pids(struct vms_trace *t, const int *pids, size_t n)
+{
+	size_t cap = n * 12 + 2, len = 0;
+	char *buf;
+	int ret;
+
+	if (!t->live || !t->inst)
+		return -EINVAL;
+	if (!n)
+		return tracefs_trace_off(t->inst) < 0 ? -EIO : 0;
+	buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "%d ", pids[i]);
+	buf[len ? len - 1 : 0] = '\n';
+	ret = 0;
+	if (tracefs_instance_file_write(t->inst, "set_event_pid", buf) < 0)
+		ret = errno ? -errno : -EIO;
+	free(buf);
+	if (!ret && tracefs_trace_on(t->inst) < 0)
+		ret = -EIO;
+	return ret;
 }
 
 void vms_trace_stop(struct vms_trace *t)

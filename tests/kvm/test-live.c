@@ -72,7 +72,7 @@ int main(void)
 		vms_testvm_free(vm);
 		return 77;
 	}
-	snprintf(inst, sizeof(inst), "/sys/kernel/tracing/instances/vmscope-%d-live", getpid());
+	snprintf(inst, sizeof(inst), "/sys/kernel/tracing/instances/vmscope-%d-live0", getpid());
 	CHECK(stat(inst, &st) == 0, "the instance %s exists while tracing", inst);
 	CHECK(!strcmp(vms_trace_info(t)->clock, "mono"), "clock mono");
 	id = vms_trace_event_id(t, "kvm", "kvm_mmio");

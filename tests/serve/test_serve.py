@@ -18,7 +18,11 @@
    import inputs, unique panel ids and grid positions; every metric its queries use is in
    the exposition, and Prometheus runs every query (its variables set to all VMs)
    successfully with a non-empty answer.
-5. Other paths answer 404, other methods 405; the exporter ends cleanly on SIGTERM."""
+5. Other paths answer 404, other methods 405; the exporter ends cleanly on SIGTERM.
+6. Wakeup latency: a VM busy, idle (a wakeup every 100 ms), busy; two scrapes in its busy
+   parts bracket exactly the idle part's wakeups: timed + untimed equal the growth of the
+   vCPU threads' voluntary context switches, and the timed ones equal vmscope report
+   sched's count (and sum of latencies, within 5 us each) on a trace recorded alongside."""
 import json
 import os
 import re
@@ -60,6 +64,87 @@ def start_vm(tmp, name, phases, extra=()):
         args += ["--phase", ph]
     run(args)
     return int(open(pidfile).read()), truth
+
+
+def thread_counters(pid):
+    """{vcpu: (voluntary context switches, run-queue delay in s)} of a VM's vCPU threads,
+    from the kernel's own counters (/proc status and schedstat)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        base = "/proc/%d/task/%s/" % (pid, tid)
+        try:
+            comm = open(base + "comm").read().strip()
+            if not (comm.startswith("CPU ") and comm.endswith("/KVM")):
+                continue
+            status = dict(line.split(":", 1) for line in open(base + "status"))
+            delay = int(open(base + "schedstat").read().split()[1])
+        except OSError:
+            continue
+        out[comm.split()[1].split("/")[0]] = (int(status["voluntary_ctxt_switches"]),
+                                              delay / 1e9)
+    return out
+
+
+def wakeup_hist(m, name, vcpu):
+    """(cumulative buckets by bound, sum, count, untimed) of a vCPU's wakeup latencies."""
+    pre = "vmscope_vcpu_wakeup_latency_seconds"
+    buckets = sorted((float(dict(k[1])["le"]), v) for k, v in
+                     series(m, pre + "_bucket", vm=name, vcpu=vcpu).items())
+
+    def one(metric):
+        return (list(series(m, metric, vm=name, vcpu=vcpu).values()) or [None])[0]
+    return (buckets, one(pre + "_sum"), one(pre + "_count"),
+            one("vmscope_vcpu_wakeups_untimed_total"))
+
+
+def wakeups(url, tmp):
+    """6. Wakeup latency. A VM busy 1.5 s, idle 2 s (a halt and a wakeup every 100 ms),
+    busy 2 s: two scrapes in its busy parts, where its vCPUs never sleep, bracket exactly
+    the wakeups of the idle part. Their number (timed + untimed) equals the growth of the
+    threads' voluntary context switches (the kernel's counter), and the timed ones, their
+    count equal, and their sum of latencies within 5 us per wakeup, what vmscope report
+    finds in a trace recorded alongside (each tracefs instance stamps its own copy of an
+    event)."""
+    name = "wake-%d" % os.getpid()
+    pid, _ = start_vm(tmp, name, ["100:1.5s", "0:2s", "100:2s"])
+    vms.append(pid)
+    get(url)  # the VM's vCPU threads are timed from this scrape on
+    dat = os.path.join(tmp, "wake.dat")
+    rec = subprocess.Popen([vmscope(), "record", "-g", name, "--clock", "mono", "-o", dat, "-q"])
+    procs.append(rec)
+    time.sleep(1.0)  # busy until 1.5 s
+    c_a = thread_counters(pid)
+    m_a = parse(get(url)[1])
+    time.sleep(2.9)  # idle from 1.5 s to 3.5 s, then busy
+    c_b = thread_counters(pid)
+    m_b = parse(get(url)[1])
+    rec.send_signal(signal.SIGINT)
+    rec.wait(timeout=30)
+    p = run(["report", "sched", "--vm", name, "--format", "json", dat])
+    sched = {str(r["vcpu"]): r for r in json.loads(p.stdout)["rows"]}
+    for n in sorted(c_b):
+        ba, sa, na, ua = wakeup_hist(m_a, name, n)
+        bb, sb, nb, ub = wakeup_hist(m_b, name, n)
+        if not check(None not in (sa, na, ua, sb, nb, ub) and len(bb) == 20,
+                     "vCPU %s: wakeup-latency histogram (20 buckets), untimed counter" % n):
+            continue
+        counts = [v for _, v in bb]
+        check(counts == sorted(counts) and bb[-1][0] == float("inf") and counts[-1] == nb,
+              "vCPU %s: buckets cumulative, +Inf = count" % n)
+        switches = c_b[n][0] - c_a[n][0]
+        check(switches >= 15, "vCPU %s slept %d times in the idle part" % (n, switches))
+        check_eq(nb - na + ub - ua, switches, "vCPU %s: wakeups (timed %d + untimed %d) = "
+                 "the kernel's voluntary context switches" % (n, nb - na, ub - ua))
+        if check(n in sched, "vCPU %s in vmscope report sched" % n):
+            check_eq(nb - na, sched[n]["wakeups"], "vCPU %s: wakeups timed = report sched's" % n)
+            # The trace is another tracefs instance: the kernel writes and stamps each
+            # event once per instance, a little apart (measured: 0.2-2 us).
+            check_close(round((sb - sa) * 1e9), sched[n]["waiting_ns"], 5000 * (nb - na),
+                        "vCPU %s: sum of latencies (ns) vs report sched's waiting, 5 us "
+                        "per wakeup" % n)
+        print("vCPU %s: %d wakeups timed, %.1f us on average; %d untimed (the trace misses "
+              "their switch in)" % (n, nb - na, 1e6 * (sb - sa) / max(nb - na, 1), ub - ua))
+    terminate([pid])
 
 
 def main(tmp):
@@ -154,6 +239,7 @@ def main(tmp):
                        % (os.getpid(), span))
         print("churn VMs seen by Prometheus while they ran: %d" % len(r or []))
 
+    wakeups(url, tmp)
     # 5. Paths and methods; a clean end.
     check_eq(get("http://127.0.0.1:%d/nothing" % port)[0], 404, "an unknown path: 404")
     check_eq(get(url, method="POST")[0], 405, "POST: 405")
