@@ -17,7 +17,8 @@ case "$mode" in demo|test|build) ;; *) echo "usage: $0 [demo|test|build]" >&2; e
 PKGS=(meson ninja-build pkg-config gcc clang libc6-dev binutils python3 libcmocka-dev clang-format
 	libtracecmd-dev libncurses-dev tmux libmicrohttpd-dev prometheus
 	libtraceevent-dev libtracefs-dev libzstd-dev zlib1g-dev trace-cmd linux-perf
-	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86)
+	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
+	chromium)
 
 install_missing() {
 	local missing=() p

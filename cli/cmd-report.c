@@ -25,6 +25,7 @@
 
 static const char usage_text[] =
 	"Usage: vmscope report ANALYSIS [OPTIONS] FILE\n"
+	"       vmscope report --html FILE -o OUT.html\n"
 	"\n"
 	"Analyse a trace-cmd .dat file (version 6 or 7, any compression), as written by\n"
 	"vmscope record or trace-cmd record.\n"
@@ -45,6 +46,16 @@ static const char usage_text[] =
 	"  steal      per vCPU: every preemption, by which host task and for how long; top\n"
 	"             preemptors, a histogram, the steal the guest could see, and the\n"
 	"             hypervisor time per VM (the virtualization overhead)\n"
+	"  irq        interrupts delivered to the guests per VM, vCPU and vector: count and\n"
+	"             rate, from kvm_inj_virq, or where it never fires (KVM-PVM) from\n"
+	"             kvm_apic_accept_irq, kvm_msi_set_irq and kvm_set_irq; --heatmap: per\n"
+	"             second and offset within the second (the HTML report's heatmap)\n"
+	"\n"
+	"  --html FILE -o OUT.html\n"
+	"             one self-contained page (inline SVG, no script, no network) with the\n"
+	"             time of each vCPU by state, exit latency histograms of the top reasons,\n"
+	"             exits over time and the heatmap of interrupts by sub-second offset, from\n"
+	"             one pass over the trace; written atomically (-e chooses the exits)\n"
 	"\n"
 	"Options:\n"
 	"  -e, --event EVENT        exits: vmexit, mmio, ioport, msr or userspace [vmexit]\n"
@@ -60,6 +71,10 @@ static const char usage_text[] =
 	"                           record\n"
 	"  -s, --sort KEY           exits: samples, events, time, avg, min, max, p99 or name\n"
 	"                           [samples]\n"
+	"      --heatmap            irq: the heatmap's cells (second, offset, vector, count)\n"
+	"                           instead of the rows per vCPU\n"
+	"      --html               an HTML report of FILE (needs -o)\n"
+	"  -o, --output FILE        where --html writes its page\n"
 	"  -f, --format FMT         table, csv or json [table]\n"
 	"  -b, --buffer NAME        the trace instance buffer to read [the first with data]\n"
 	"  -q, --quiet              no progress on stderr\n"
@@ -72,6 +87,29 @@ static const char usage_text[] =
 
 static const char *const sort_names[] = { "samples", "events", "time", "avg",
 					  "min",     "max",    "p99",  "name" };
+
+/* --html FILE -o OUT: the page covers the whole trace, so the selections do not apply. */
+static int parse_html_args(int argc, char **argv, struct report_args *a)
+{
+	a->analysis = "html";
+	if (optind >= argc)
+		return cli_usage_error(CMD, "which trace file? (--html FILE -o OUT.html)");
+	a->file = argv[optind++];
+	if (optind < argc)
+		return cli_usage_error(
+			CMD,
+			"unexpected argument '%s' (--html takes the trace file only: "
+			"the page has every analysis)",
+			argv[optind]);
+	if (!a->output)
+		return cli_usage_error(CMD, "--html writes a file: name it with -o OUT.html");
+	if (a->vm || a->exits.vcpu >= 0 || a->per_vm || a->per_vcpu || a->from || a->to ||
+	    a->heatmap)
+		return cli_usage_error(CMD,
+				       "--html covers the whole trace: it takes no --vm, "
+				       "--vcpu, --per-vm, --per-vcpu, --from, --to or --heatmap");
+	return 0;
+}
 
 static int parse_args(int argc, char **argv, struct report_args *a)
 {
@@ -89,6 +127,9 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "html", no_argument, NULL, 'H' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "heatmap", no_argument, NULL, 'X' },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long long u;
@@ -100,7 +141,7 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 		(struct vms_exits_opts){ sizeof(a->exits), VMS_EXITS_VMEXIT, -1, VMS_X86_UNKNOWN };
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "e:s:f:b:qvh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "e:s:f:b:o:qvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
 			if (vms_exits_event_parse(optarg, &a->exits.event))
@@ -150,6 +191,15 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 			if (cli_window_option(CMD, c == 'T', optarg, c == 'F' ? &a->from : &a->to))
 				return CLI_EXIT_USAGE;
 			break;
+		case 'H':
+			a->html = true;
+			break;
+		case 'o':
+			a->output = optarg;
+			break;
+		case 'X':
+			a->heatmap = true;
+			break;
 		case 'q':
 			a->quiet = true;
 			break;
@@ -163,14 +213,27 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 			return cli_bad_option(CMD, argv);
 		}
 	}
+	if (a->html)
+		return parse_html_args(argc, argv, a);
+	if (a->output)
+		return cli_usage_error(CMD, "-o names the page of --html; the analyses print on "
+					    "standard output");
 	if (optind >= argc)
-		return cli_usage_error(CMD, "which analysis? (exits, vcpu, cpu, sched or steal)");
-	a->analysis = argv[optind++];
-	if (strcmp(a->analysis, "exits") && !report_states_parse(a->analysis, want))
 		return cli_usage_error(CMD,
-				       "unknown analysis '%s' (exits, or vcpu, cpu, sched, steal: "
-				       "one or several, with commas)",
+				       "which analysis? (exits, vcpu, cpu, sched, steal or irq; or "
+				       "--html)");
+	a->analysis = argv[optind++];
+	if (strcmp(a->analysis, "exits") && strcmp(a->analysis, "irq") &&
+	    !report_states_parse(a->analysis, want))
+		return cli_usage_error(CMD,
+				       "unknown analysis '%s' (exits, irq, or vcpu, cpu, sched, "
+				       "steal: one or several, with commas)",
 				       a->analysis);
+	if (a->heatmap && strcmp(a->analysis, "irq"))
+		return cli_usage_error(CMD, "--heatmap is an option of irq");
+	if (a->heatmap && (a->vm || a->exits.vcpu >= 0 || a->per_vm))
+		return cli_usage_error(CMD, "the heatmap covers every VM and vCPU: --heatmap takes "
+					    "no --vm, --vcpu or --per-vm");
 	if (strchr(a->analysis, ',') && a->format == CLI_FORMAT_CSV)
 		return cli_usage_error(CMD, "CSV takes one analysis at a time, not '%s'",
 				       a->analysis);
@@ -494,6 +557,12 @@ static int cmd_report_run(int argc, char **argv)
 							     : "the file does not name its VMs");
 		}
 	}
+	if (a.html || !strcmp(a.analysis, "irq")) {
+		rc = a.html ? report_html(&a, tr, map) : report_irq(&a, tr, map, only_vm);
+		vms_vmmap_free(map);
+		vms_trace_close(tr);
+		return rc;
+	}
 	if (strcmp(a.analysis, "exits")) {
 		rc = report_vcpu(&a, tr, map, only_vm);
 		vms_vmmap_free(map);
@@ -553,7 +622,8 @@ static int cmd_report_run(int argc, char **argv)
 const struct vms_cmd cmd_report = {
 	.name = "report",
 	.summary = "analyse a recorded trace: exits, vcpu (time in each state), cpu (who "
-		   "used each host CPU), sched (wakeup latency), steal (preemptions)",
+		   "used each host CPU), sched (wakeup latency), steal (preemptions), irq "
+		   "(interrupts); --html: a page of charts",
 	.usage = usage_text,
 	.run = cmd_report_run,
 };

@@ -30,7 +30,9 @@ struct report_args {
 	const char *analysis, *file, *buffer, *vm;
 	struct vms_exits_opts exits; /* exits.vcpu is --vcpu for every analysis */
 	bool per_vcpu, per_vm, quiet, verbose;
-	uint64_t from, to; /* --from, --to: ns after the first record (0: not given) */
+	bool html, heatmap; /* --html (to @output), irq --heatmap */
+	const char *output; /* -o */
+	uint64_t from, to;  /* --from, --to: ns after the first record (0: not given) */
 	enum sort_key sort;
 	enum cli_format format;
 };
@@ -49,5 +51,16 @@ bool report_states_parse(const char *list, bool *want);
  * the --vm's index in @map, or -1. */
 int report_vcpu(const struct report_args *a, struct vms_trace *tr, const struct vms_vmmap *map,
 		int only_vm);
+/* report irq: interrupts per VM, vCPU, source and vector, or (--heatmap) per second and
+ * sub-second offset. */
+int report_irq(const struct report_args *a, struct vms_trace *tr, const struct vms_vmmap *map,
+	       int only_vm);
+/* The VM (index in @map) of thread @tid: a vCPU thread of the map, the VM's own pid, or its
+ * "kvm-pit/PID" kernel thread; -1 when nothing says. */
+int report_vm_of_thread(const struct vms_vmmap *map, struct vms_trace *tr, int tid);
+/* The vCPU index of thread @tid: from the map, or its name "CPU N/KVM"; -1 unknown. */
+int report_vcpu_of_thread(const struct vms_vmmap *map, struct vms_trace *tr, int tid);
+/* report --html: one self-contained page of charts, written to @a->output atomically. */
+int report_html(const struct report_args *a, struct vms_trace *tr, const struct vms_vmmap *map);
 
 #endif /* VMSCOPE_CLI_REPORT_H */

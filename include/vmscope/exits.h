@@ -45,7 +45,16 @@ struct vms_exits_opts {
 	enum vms_exits_event event;
 	int vcpu;	      /* only this vCPU index, or -1 for all */
 	enum vms_x86_isa isa; /* how to name exit reasons when a record's isa field is 0 */
+	/*
+	 * Count key events in time bins too (exits over time), at most this many (an even
+	 * number, 2 .. VMS_EXITS_MAX_BINS; 0: no bins). Bins are a power of two ns wide and
+	 * begin at the first key event; when the trace outlasts them their width doubles,
+	 * pairs merging, so a trace of any length ends with between half and all of them.
+	 */
+	unsigned int bins;
 };
+
+#define VMS_EXITS_MAX_BINS 4096
 
 /* The keys of mmio rows' info: KVM_TRACE_MMIO_READ, KVM_TRACE_MMIO_WRITE. */
 #define VMS_MMIO_READ 1
@@ -65,6 +74,8 @@ struct vms_exits_row {
 	uint64_t min_ns, max_ns;
 	double mean_ns, m2; /* running mean and sum of squared deviations (Welford) */
 	struct vms_hist hist;
+	uint64_t *bins; /* with vms_exits_opts.bins: key events per time bin (see the summary's
+			 * bin_start_ts, bin_ns, nbins); else NULL */
 };
 
 struct vms_exits_summary {
@@ -80,6 +91,10 @@ struct vms_exits_summary {
 	uint64_t dropped_lost;	     /* begins dropped because their CPU lost events after them */
 	uint64_t lost_events, lost_windows;
 	uint64_t threads;
+	/* with vms_exits_opts.bins: bin i counts key events in [bin_start_ts + i * bin_ns,
+	 * bin_start_ts + (i + 1) * bin_ns); nbins of them hold the key events (0: none) */
+	uint64_t bin_start_ts, bin_ns;
+	unsigned int nbins;
 };
 
 VMS_API extern const struct vms_analysis_ops vms_exits_ops;
@@ -97,7 +112,8 @@ enum vms_exits_group { VMS_EXITS_BY_KEY, VMS_EXITS_BY_VCPU, VMS_EXITS_BY_VM };
  * @vm_of_tid: the VM (any id >= 0) of a thread, -1 unknown; or NULL (every VM unknown).
  *             Rows get their vm from it.
  * @only_vm: keep only the rows of threads of this VM; -1 keeps all
- * @out: receives a malloc'ed array; free it with vms_exits_rows_free()
+ * @out: receives a malloc'ed array (histograms and time bins merged too); free it with
+ *       vms_exits_rows_free()
  * Return: 0 or -ENOMEM.
  */
 VMS_API int vms_exits_group(const void *priv, enum vms_exits_group by,

@@ -5,7 +5,9 @@
  * key of the exit in progress, the CPU it was last seen on. Results per (thread, key) row:
  * count, total, min, max, Welford mean and M2, and a log-linear histogram. Threads and rows
  * are found through open-addressing hash tables; a record allocates only when it brings a
- * new thread, key or histogram octave.
+ * new thread, key or histogram octave. With time bins asked for (exits over time), each row
+ * also counts its key events per bin: a fixed array allocated with the row, whose bins
+ * double in width (pairs merging) when the trace outlasts them.
  */
 #include <math.h>
 #include <stdio.h>
@@ -75,6 +77,10 @@ struct exits {
 	struct row_slot *slots;
 	size_t slots_cap;
 	struct vms_exits_summary sum;
+	/* time bins (opts.bins > 0): bin i is [bin_start + i << bin_shift, ...) */
+	bool bin_started;
+	uint64_t bin_start;
+	unsigned int bin_shift, bin_used;
 	int err; /* -ENOMEM met while recording: results are incomplete */
 };
 
@@ -206,6 +212,8 @@ static uint32_t row_get(struct exits *e, int tid, int vcpu, uint32_t isa, uint64
 	}
 	r = &e->rows[e->nrows];
 	memset(r, 0, sizeof(*r));
+	if (e->opts.bins && !(r->bins = calloc(e->opts.bins, sizeof(*r->bins))))
+		return NO_ROW;
 	memset(&e->hot[e->nrows], 0, sizeof(e->hot[0]));
 	e->hot[e->nrows].min_ns = UINT64_MAX;
 	r->tid = tid;
@@ -268,9 +276,43 @@ static void rows_settle(struct exits *e)
 	}
 }
 
-/* Count a key event (timed or not); returns its row. */
-static inline __attribute__((always_inline)) uint32_t
-key_event(struct exits *e, struct thread *t, int tid, uint32_t isa, uint64_t key, uint32_t info)
+/* The trace outlasts the bins: double their width, merging pairs. */
+static void bins_fold(struct exits *e)
+{
+	unsigned int half = e->opts.bins / 2;
+
+	for (size_t i = 0; i < e->nrows; i++) {
+		uint64_t *b = e->rows[i].bins;
+
+		for (unsigned int k = 0; k < half; k++)
+			b[k] = b[2 * k] + b[2 * k + 1];
+		memset(b + half, 0, half * sizeof(*b));
+	}
+	e->bin_used = (e->bin_used + 1) / 2;
+	e->bin_shift++;
+}
+
+/* A key event of @row at @ts, in its time bin. */
+static void bin_count(struct exits *e, uint32_t row, uint64_t ts)
+{
+	uint64_t d, idx;
+
+	if (!e->bin_started) {
+		e->bin_started = true;
+		e->bin_start = ts;
+	}
+	d = ts > e->bin_start ? ts - e->bin_start : 0;
+	while ((idx = d >> e->bin_shift) >= e->opts.bins)
+		bins_fold(e);
+	if (idx >= e->bin_used)
+		e->bin_used = (unsigned int)idx + 1;
+	e->rows[row].bins[idx]++;
+}
+
+/* Count a key event (timed or not) at @ts; returns its row. */
+static inline __attribute__((always_inline)) uint32_t key_event(struct exits *e, struct thread *t,
+								int tid, uint32_t isa, uint64_t key,
+								uint32_t info, uint64_t ts)
 {
 	uint64_t ck = key ^ ((uint64_t)info << 56) ^ ((uint64_t)isa << 62);
 	/* exit reasons below 64 (all of VMX's) get a slot each */
@@ -294,6 +336,8 @@ key_event(struct exits *e, struct thread *t, int tid, uint32_t isa, uint64_t key
 		return NO_ROW;
 	}
 	e->hot[row].events++;
+	if (__builtin_expect(e->opts.bins != 0, 0))
+		bin_count(e, row, ts);
 	return row;
 }
 
@@ -389,7 +433,8 @@ static void on_kvm_exit(void *priv, const struct vms_record *rec)
 			isa = e->opts.isa;
 		if (!t && e->opts.vcpu >= 0)
 			return; /* another vCPU than the one asked for, or not known to be it */
-		row = key_event(e, t, rec->pid, isa, vms_field_u64(&e->exit_reason, rec), 0);
+		row = key_event(e, t, rec->pid, isa, vms_field_u64(&e->exit_reason, rec), 0,
+				rec->ts);
 		if (!t) {
 			e->sum.before_first_entry++;
 			return;
@@ -409,7 +454,7 @@ static void on_mmio(void *priv, const struct vms_record *rec)
 
 	if (!t && e->opts.vcpu >= 0)
 		return;
-	row = key_event(e, t, rec->pid, 0, vms_field_u64(&e->mmio_gpa, rec), type);
+	row = key_event(e, t, rec->pid, 0, vms_field_u64(&e->mmio_gpa, rec), type, rec->ts);
 	if (!t || row == NO_ROW)
 		return;
 	if (type == VMS_MMIO_WRITE)
@@ -427,7 +472,7 @@ static void on_keyed_begin(struct exits *e, const struct vms_record *rec, uint64
 
 	if (!t && e->opts.vcpu >= 0)
 		return;
-	row = key_event(e, t, rec->pid, 0, key, info);
+	row = key_event(e, t, rec->pid, 0, key, info, rec->ts);
 	if (!t) {
 		e->sum.before_first_entry++;
 		return;
@@ -490,8 +535,16 @@ static int exits_init(void *priv, struct vms_session *s, const void *opts)
 	for (unsigned int i = 0; i < PENDING; i++)
 		e->pending[i] = &e->dummy;
 	e->opts = (struct vms_exits_opts){ sizeof(e->opts), VMS_EXITS_VMEXIT, -1, VMS_X86_UNKNOWN };
-	if (opts)
-		e->opts = *(const struct vms_exits_opts *)opts;
+	if (opts) {
+		const struct vms_exits_opts *o = opts;
+
+		/* a caller built against an older, shorter struct leaves the rest default */
+		memcpy(&e->opts, o, o->sz && o->sz < sizeof(*o) ? o->sz : sizeof(*o));
+		e->opts.sz = sizeof(e->opts);
+	}
+	if (e->opts.bins % 2 || e->opts.bins > VMS_EXITS_MAX_BINS)
+		return -EINVAL;
+	e->bin_shift = 10; /* 1 us bins at first: a short trace keeps its detail */
 	e->sum.event = e->opts.event;
 	e->id_entry = vms_trace_event_id(t, "kvm", "kvm_entry");
 	e->id_exit = vms_trace_event_id(t, "kvm", "kvm_exit");
@@ -556,6 +609,11 @@ static void exits_finish(void *priv, struct vms_session *s)
 		if (r->m2 < 0)
 			r->m2 = 0;
 	}
+	if (e->bin_used) {
+		e->sum.bin_start_ts = e->bin_start;
+		e->sum.bin_ns = 1ULL << e->bin_shift;
+		e->sum.nbins = e->bin_used;
+	}
 	e->sum.lost_events = vms_trace_lost(vms_session_trace(s));
 	e->sum.lost_windows = vms_trace_lost_windows(vms_session_trace(s));
 	/* vCPU indexes learned after a thread's first rows; where no kvm_entry named the
@@ -580,8 +638,10 @@ static void exits_free(void *priv)
 {
 	struct exits *e = priv;
 
-	for (size_t i = 0; i < e->nrows; i++)
+	for (size_t i = 0; i < e->nrows; i++) {
 		vms_hist_free(&e->rows[i].hist);
+		free(e->rows[i].bins);
+	}
 	free(e->rows);
 	free(e->hot);
 	free(e->slots);
@@ -611,10 +671,17 @@ const struct vms_exits_row *vms_exits_rows(const void *priv, size_t *n)
 	return e->rows;
 }
 
-/* Merge @src into @dst (Chan et al.'s parallel update of mean and M2). */
-static int row_merge(struct vms_exits_row *dst, const struct vms_exits_row *src)
+/* Merge @src into @dst (Chan et al.'s parallel update of mean and M2); @nbins time bins. */
+static int row_merge(struct vms_exits_row *dst, const struct vms_exits_row *src, unsigned int nbins)
 {
 	uint64_t n = dst->count + src->count;
+
+	if (src->bins) {
+		if (!dst->bins && !(dst->bins = calloc(nbins, sizeof(*dst->bins))))
+			return -ENOMEM;
+		for (unsigned int k = 0; k < nbins; k++)
+			dst->bins[k] += src->bins[k];
+	}
 
 	dst->events += src->events;
 	if (src->count) {
@@ -675,7 +742,7 @@ int vms_exits_group(const void *priv, enum vms_exits_group by, int (*vm_of_tid)(
 			g[ng].info = r->info;
 			ng++;
 		}
-		if (row_merge(&g[k], r)) {
+		if (row_merge(&g[k], r, e->opts.bins)) {
 			vms_exits_rows_free(g, ng);
 			return -ENOMEM;
 		}
@@ -687,8 +754,10 @@ int vms_exits_group(const void *priv, enum vms_exits_group by, int (*vm_of_tid)(
 
 void vms_exits_rows_free(struct vms_exits_row *rows, size_t n)
 {
-	for (size_t i = 0; rows && i < n; i++)
+	for (size_t i = 0; rows && i < n; i++) {
 		vms_hist_free(&rows[i].hist);
+		free(rows[i].bins);
+	}
 	free(rows);
 }
 

@@ -572,7 +572,8 @@ static void do_step(struct sim *s, int t, uint64_t now)
 		}
 		break;
 	case S_INJ:
-		ev_kvm_inj_virq(s, cpu, now, th, st->a);
+		if (ev_kvm_inj_virq(s, cpu, now, th, st->a))
+			truth_injection(s, th, now, st->a);
 		break;
 	case S_VWAKE:
 		ev_kvm_vcpu_wakeup(s, cpu, now, th, st->c, st->a);

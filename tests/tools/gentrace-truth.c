@@ -10,7 +10,10 @@
  * whose entry was dropped). The latencies are kept as counters per (thread, reason) plus,
  * unless --no-percentiles, one sample per exit for exact nearest-rank percentiles. The
  * per-device, per-port and per-MSR counters are kept by the simulation
- * (gentrace-sim.c) in struct thread; write_truth() prints them all.
+ * (gentrace-sim.c) in struct thread; write_truth() prints them all. The injected
+ * interrupts (kvm_inj_virq) are counted per thread and vector, and, unless
+ * --no-percentiles, per vector and millisecond of the clock, for the heatmap of
+ * `report irq`.
  *
  * "states" is the truth of the vCPU state model, from the written kvm_exit, kvm_entry,
  * kvm_userspace_exit, sched_switch and sched_wakeup events (sched_waking and
@@ -104,8 +107,92 @@ int truth_init(struct sim *s)
 	return 0;
 }
 
+void truth_injection(struct sim *s, struct thread *th, uint64_t ts, uint32_t vector)
+{
+	int k;
+
+	for (k = 0; k < th->ninj && th->inj_vector[k] != vector; k++)
+		;
+	if (k == th->ninj) {
+		if (k == MAX_INJ_VECTORS) {
+			s->err = -ENOSPC; /* the scenario injects more vectors than the truth keeps
+					   */
+			return;
+		}
+		th->inj_vector[th->ninj++] = vector;
+	}
+	th->inj_count[k]++;
+	if (!s->o->percentiles)
+		return;
+	if (s->ninjs == s->capinjs) {
+		size_t cap = s->capinjs ? s->capinjs * 2 : 1024;
+		struct injection *p = realloc(s->injs, cap * sizeof(*p));
+
+		if (!p) {
+			s->err = -ENOMEM;
+			return;
+		}
+		s->injs = p;
+		s->capinjs = cap;
+	}
+	s->injs[s->ninjs++] = (struct injection){ ts, vector };
+}
+
+static int cmp_injection(const void *pa, const void *pb)
+{
+	const struct injection *a = pa, *b = pb;
+
+	if (a->vector != b->vector)
+		return a->vector < b->vector ? -1 : 1;
+	return a->ts < b->ts ? -1 : a->ts > b->ts;
+}
+
+/*
+ * "injections": written kvm_inj_virq per thread and vector; "injection_ms": per vector,
+ * clock second (ts / 1e9) and millisecond within it, how many (null with --no-percentiles):
+ * any sub-second bucketing of whole milliseconds can be summed from it.
+ */
+static void write_injections(struct sim *s, struct vms_json *j)
+{
+	vms_json_array_begin(j, "injections");
+	for (unsigned t = 0; t < s->nvcpus; t++)
+		for (int k = 0; k < s->th[t].ninj; k++) {
+			vms_json_object_begin(j, NULL);
+			vms_json_i64(j, "tid", s->th[t].tid);
+			vms_json_u64(j, "vcpu", (uint64_t)s->th[t].vid);
+			vms_json_u64(j, "vector", s->th[t].inj_vector[k]);
+			vms_json_u64(j, "count", s->th[t].inj_count[k]);
+			vms_json_object_end(j);
+		}
+	vms_json_array_end(j);
+	if (!s->o->percentiles) {
+		vms_json_null(j, "injection_ms");
+		return;
+	}
+	qsort(s->injs, s->ninjs, sizeof(*s->injs), cmp_injection);
+	vms_json_array_begin(j, "injection_ms");
+	for (size_t i = 0; i < s->ninjs;) {
+		const struct injection *a = &s->injs[i];
+		uint64_t sec = a->ts / 1000000000, ms = a->ts % 1000000000 / 1000000, n = 0;
+
+		for (; i < s->ninjs && s->injs[i].vector == a->vector &&
+		       s->injs[i].ts / 1000000000 == sec &&
+		       s->injs[i].ts % 1000000000 / 1000000 == ms;
+		     i++)
+			n++;
+		vms_json_object_begin(j, NULL);
+		vms_json_u64(j, "vector", a->vector);
+		vms_json_u64(j, "second", sec);
+		vms_json_u64(j, "ms", ms);
+		vms_json_u64(j, "count", n);
+		vms_json_object_end(j);
+	}
+	vms_json_array_end(j);
+}
+
 void truth_free(struct sim *s)
 {
+	free(s->injs);
 	for (unsigned c = 0; s->cpu && c < s->o->cpus; c++)
 		free(s->cpu[c].vcpu_ns);
 	for (unsigned t = 0; s->th && t < s->nvcpus; t++) {
@@ -674,6 +761,8 @@ int write_truth(struct sim *s, const char *path)
 			vms_json_object_end(&j);
 		}
 	vms_json_array_end(&j);
+
+	write_injections(s, &j);
 
 	states = write_states(s, &j);
 

@@ -100,6 +100,7 @@ struct reason {
 #define REASON_EXTINT 0 /* index of the interrupt exit in both tables */
 #define REASON_HLT 1	/* index of HLT in both tables */
 #define MAX_REASONS 10
+#define MAX_INJ_VECTORS 8
 
 /*
  * The tables are defined in gentrace-scenario.c, which checks their sizes against the
@@ -213,6 +214,16 @@ struct thread {
 	uint32_t msr[NR_MSRS][2];
 	uint32_t uexit[2]; /* KVM_EXIT_IO, KVM_EXIT_MMIO */
 	struct vtruth vt;  /* vCPUs only */
+	/* written kvm_inj_virq events, per vector (the scenario injects a few vectors) */
+	uint32_t inj_vector[MAX_INJ_VECTORS];
+	uint64_t inj_count[MAX_INJ_VECTORS];
+	int ninj;
+};
+
+/* A written kvm_inj_virq: where in the clock's seconds it lies, for heatmap truths. */
+struct injection {
+	uint64_t ts;
+	uint32_t vector;
 };
 
 struct lost_window {
@@ -275,6 +286,8 @@ struct sim {
 	int err;
 	struct lost_window *wins;
 	size_t nwins;
+	struct injection *injs; /* every written injection, unless --no-percentiles */
+	size_t ninjs, capinjs;
 	struct rec rec;
 };
 
@@ -364,6 +377,9 @@ void truth_switch(struct sim *s, int cpu, uint64_t ts, int prev, uint64_t prev_s
 
 /* A sched_wakeup of thread @t was written at @ts. */
 void truth_wakeup(struct sim *s, int t, uint64_t ts);
+
+/* A kvm_inj_virq of @th with @vector was written at @ts. */
+void truth_injection(struct sim *s, struct thread *th, uint64_t ts, uint32_t vector);
 
 /* The truth of the finished simulation @s as JSON in @path. 0 or a negative errno. */
 int write_truth(struct sim *s, const char *path);
