@@ -828,7 +828,7 @@ static void wakeups_update(struct vms_sampler *s, const struct store *st, struct
 		for (size_t j = 0; selected(s, &st->host[i]) && j < st->host[i].nvcpus; j++)
 			tids[n++] = st->host[i].vcpus[j].tid;
 	qsort(tids, n, sizeof(*tids), int_cmp);
-	if (n == s->wl_ntids && !memcmp(tids, s->wl_tids, n * sizeof(*tids))) {
+	if (n == s->wl_ntids && (!n || !memcmp(tids, s->wl_tids, n * sizeof(*tids)))) {
 		free(tids);
 	} else {
 		int err = vms_wakelat_set_threads(s->wl, tids, n);
