@@ -18,7 +18,6 @@ Usage: bench/serve-scrape.py [BUILD_DIR] [VMS] [SECONDS] [ROUNDS]
 Needs root, /dev/kvm, libvirt and QEMU; prometheus-libvirt-exporter for the peer."""
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,14 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "libvirt"))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 import libvirtlab  # noqa: E402
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from promlib import free_port  # noqa: E402
 
 
 def scrape(url):

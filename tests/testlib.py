@@ -130,3 +130,13 @@ def terminate(pids):
             os.kill(p, signal.SIGTERM)
         except ProcessLookupError:
             pass
+
+
+def failed_checks(p):
+    """The failed checks of a `vmscope validate --format json` run that exited 3, as
+    "id: explanation" lines for a message; [] when its output is not such a report."""
+    try:
+        return ["%s: %s" % (c["id"], c["explain"]) for c in json.loads(p.stdout)["checks"]
+                if c["status"] == "fail"]
+    except (ValueError, KeyError, TypeError):
+        return []

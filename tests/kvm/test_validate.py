@@ -117,15 +117,6 @@ def schedstat(pid):
     return out
 
 
-def failed_checks(p):
-    """The failed checks of a validate run that exited 3, for the message."""
-    try:
-        return ["%s: %s" % (c["id"], c["explain"]) for c in json.loads(p.stdout)["checks"]
-                if c["status"] == "fail"]
-    except (ValueError, KeyError):
-        return []
-
-
 def validate_daemon(tmp):
     """Returns the VM's name and pid and the checks that need its truth (its stall time),
     to run once it has ended."""

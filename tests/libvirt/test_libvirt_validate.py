@@ -34,7 +34,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
-from testlib import check, check_close, check_eq, finish, skip, steal_seconds  # noqa: E402
+from testlib import (check, check_close, check_eq, failed_checks, finish, skip,  # noqa: E402
+                     steal_seconds)
 import libvirtlab  # noqa: E402
 from libvirtlab import parse_cpu_stats, parse_domstats, seconds_ns  # noqa: E402
 
@@ -88,15 +89,6 @@ def snapshot(name, path):
             k, v = line.split(" ", 1)
             snap[k] = v.strip('"') if v.startswith('"') else int(v)
     return snap
-
-
-def failed_checks(p):
-    """The failed checks of a validate run that exited 3, for the message."""
-    try:
-        return ["%s: %s" % (c["id"], c["explain"]) for c in json.loads(p.stdout)["checks"]
-                if c["status"] == "fail"]
-    except (ValueError, KeyError):
-        return []
 
 
 def during_busy(name):
