@@ -24,6 +24,8 @@
 
 #ifdef VMS_HAVE_MICROHTTPD
 #include <microhttpd.h>
+
+#include "serve-web.h"
 #endif
 
 #define CMD "serve"
@@ -34,25 +36,41 @@ static const char usage_text[] =
 	"\n"
 	"A Prometheus exporter: every scrape of http://LISTEN/metrics samples the host's KVM\n"
 	"VMs and answers with per VM and per vCPU CPU seconds (run, run-queue wait, user,\n"
-	"system, guest), kvm trace events counted in the kernel, exits by reason (-x), every\n"
-	"KVM statistic in base units, the host CPUs' time by mode (guest and steal apart),\n"
-	"and per-source up gauges. Names follow Prometheus' conventions and the libvirt\n"
-	"exporters' where they overlap (libvirt_domain_vcpu_time_seconds_total).\n"
+	"system, guest), kvm trace events counted in the kernel, exits by reason (-x),\n"
+	"wakeup-latency histograms (traced), every KVM statistic in base units, the host\n"
+	"CPUs' time by mode (guest and steal apart), and per-source up gauges. Names\n"
+	"follow Prometheus' conventions and the libvirt exporters' where they overlap\n"
+	"(libvirt_domain_vcpu_time_seconds_total).\n"
 	"\n"
 	"Options:\n"
 	"  -l, --listen ADDR:PORT   where to listen [127.0.0.1:9977]; ADDR 0.0.0.0 for all\n"
 	"  -x, --exit-reasons       also exits by reason per vCPU (see vmscope stat -x)\n"
 	"      --no-events          no kernel-counted trace events\n"
 	"      --no-kvm-stats       leave KVM's own statistics out\n"
+	"      --web-config FILE    TLS, client certificates and basic auth from FILE, the\n"
+	"                           Prometheus exporters' web configuration file (their\n"
+	"                           flag web.config.file works too): tls_server_config\n"
+	"                           (cert_file, key_file, client_auth_type, client_ca_file,\n"
+	"                           min_version, max_version, cipher_suites,\n"
+	"                           curve_preferences, client_allowed_sans...),\n"
+	"                           http_server_config (headers), basic_auth_users (user:\n"
+	"                           bcrypt hash). Relative paths are relative to FILE's\n"
+	"                           directory. E.g.\n"
+	"                             tls_server_config:\n"
+	"                               cert_file: vmscope.crt\n"
+	"                               key_file: vmscope.key\n"
+	"                             basic_auth_users:\n"
+	"                               prometheus: $2y$10$... (htpasswd -nbBC 10 USER PW)\n"
 	"  -v, --verbose            library detail on stderr\n"
 	"  -h, --help               this text\n"
 	"\n"
-	"Runs until SIGINT or SIGTERM. Exit status: 0, 1 when it cannot listen, 2 for a\n"
-	"wrong command line.\n";
+	"Runs until SIGINT or SIGTERM. Exit status: 0, 1 when it cannot listen or the web\n"
+	"configuration is wrong, 2 for a wrong command line.\n";
 
 struct serve_args {
 	struct sockaddr_in addr;
 	bool reasons, events, kvm_stats, verbose;
+	const char *web_config; /* --web-config FILE, or NULL */
 };
 
 static int parse_listen(const char *s, struct sockaddr_in *sa)
@@ -83,6 +101,8 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
 		{ "no-kvm-stats", no_argument, NULL, 'K' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "web-config", required_argument, NULL, 'W' },
+		{ "web.config.file", required_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -113,6 +133,9 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
 		case 'v':
 			a->verbose = true;
 			break;
+		case 'W':
+			a->web_config = optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
@@ -133,6 +156,7 @@ struct server {
 	pthread_mutex_t lock;
 	int *logged; /* pids whose trouble was logged once */
 	size_t nlogged;
+	struct serve_web *web; /* --web-config, or NULL */
 };
 
 /* Each VM's trouble (KVM statistics, events) once on stderr, not on every scrape. */
@@ -220,6 +244,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 		*con_cls = (void *)1;
 		return MHD_YES;
 	}
+	if (!serve_web_allowed(sv->web, conn, &ret)) /* basic auth */
+		return ret;
 	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
 		static const char msg[] = "only GET and HEAD\n";
 
@@ -254,6 +280,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, "Content-Type", type);
+	serve_web_add_headers(sv->web, r);
 	ret = MHD_queue_response(conn, code, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -281,10 +308,15 @@ static int serve(struct serve_args *a)
 	char addr[INET_ADDRSTRLEN];
 	struct sigaction sig;
 	sigset_t block, old;
-	int err = vms_sampler_new(&so, &sv.s);
+	int err;
 
-	if (err)
+	if (a->web_config && serve_web_open(CMD, a->web_config, &sv.web))
+		return CLI_EXIT_FAIL;
+	err = vms_sampler_new(&so, &sv.s);
+	if (err) {
+		serve_web_close(sv.web);
 		return cli_error(CMD, "%s", vms_strerror(err));
+	}
 	memset(&sig, 0, sizeof(sig));
 	sig.sa_handler = on_signal;
 	sigaction(SIGINT, &sig, NULL);
@@ -294,23 +326,28 @@ static int serve(struct serve_args *a)
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, ntohs(a->addr.sin_port), NULL, NULL,
-			     answer, &sv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a->addr,
-			     MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | serve_web_daemon_flags(sv.web),
+			     ntohs(a->addr.sin_port), NULL, NULL, answer, &sv, MHD_OPTION_SOCK_ADDR,
+			     (struct sockaddr *)&a->addr, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+			     MHD_OPTION_ARRAY, serve_web_daemon_options(sv.web), MHD_OPTION_END);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	inet_ntop(AF_INET, &a->addr.sin_addr, addr, sizeof(addr));
 	if (!d) {
 		vms_sampler_free(sv.s);
+		serve_web_close(sv.web);
 		return cli_error(CMD, "cannot listen on %s:%u (in use, or no permission)", addr,
 				 ntohs(a->addr.sin_port));
 	}
-	fprintf(stderr, "vmscope serve: listening on http://%s:%u/metrics\n", addr,
-		ntohs(a->addr.sin_port));
+	fprintf(stderr, "vmscope serve: listening on %s://%s:%u/metrics%s%s%s\n",
+		serve_web_scheme(sv.web), addr, ntohs(a->addr.sin_port),
+		*serve_web_summary(sv.web) ? " (" : "", serve_web_summary(sv.web),
+		*serve_web_summary(sv.web) ? ")" : "");
 	while (!stop)
 		pause();
 	MHD_stop_daemon(d);
 	vms_sampler_free(sv.s);
 	free(sv.logged);
+	serve_web_close(sv.web);
 	return 0;
 }
 
