@@ -16,6 +16,7 @@ case "$mode" in demo|test|build) ;; *) echo "usage: $0 [demo|test|build]" >&2; e
 # Debian packages the build and the tests need.
 PKGS=(meson ninja-build pkg-config gcc clang libc6-dev binutils python3 libcmocka-dev clang-format
 	libtracecmd-dev libncurses-dev tmux libmicrohttpd-dev prometheus
+	libgnutls28-dev libyaml-dev libcrypt-dev openssl
 	libtraceevent-dev libtracefs-dev libzstd-dev zlib1g-dev trace-cmd linux-perf
 	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
 	chromium)
@@ -83,6 +84,11 @@ demo() {
 	echo "== vmscope report vcpu,cpu: what each vCPU did all the time (its running share"
 	echo "   follows the duty of each phase), and who used each host CPU"
 	"$vmscope" report vcpu,cpu "$dat" | sed -n '4,$p'
+	echo
+	echo "== vmscope report --html: the same recording as one page of charts (states per"
+	echo "   vCPU, exits over time, interrupts by sub-second offset); open it in a browser"
+	"$vmscope" report --html "$dat" -o build/demo-report.html -q &&
+		echo "   build/demo-report.html ($(du -k build/demo-report.html | cut -f1) KiB)"
 	echo
 	echo "== vmscope validate --calibrate: can the host's CPU accounting be trusted? The test"
 	echo "   VM again, in cgroups of its own, 0 %, 75 %, 90 % busy: every source against the"
