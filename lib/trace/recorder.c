@@ -42,6 +42,10 @@ static const struct {
 	{ "kvm", "kvm_hypercall", true },
 	{ "kvm", "kvm_inj_virq", true },
 	{ "kvm", "kvm_set_irq", true },
+	/* Interrupts are often delivered from another task's context (a timer's hardirq on
+	 * an idle CPU): a filter by the VMs' threads would lose them. */
+	{ "kvm", "kvm_apic_accept_irq", false },
+	{ "kvm", "kvm_msi_set_irq", false },
 	{ "sched", "sched_switch", false },
 	{ "sched", "sched_wakeup", false },
 	{ "sched", "sched_wakeup_new", false },

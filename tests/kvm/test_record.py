@@ -77,6 +77,16 @@ def check_file(name, t, dat, version):
         check_eq(row(ue, "MMIO").get("events"), g["mmio"], what + ": vCPU %d KVM_EXIT_MMIO" % n)
         check_eq(row(ue, "IO").get("events"), g["pio"], what + ": vCPU %d KVM_EXIT_IO" % n)
         check_eq(row(ue, "X86_WRMSR").get("events"), g["msr"], what + ": vCPU %d KVM_EXIT_X86_WRMSR" % n)
+    # Interrupts delivered to the guest (kvm_apic_accept_irq, recorded for every process):
+    # each idle part ends with the guest's timer interrupt. The recording began in the
+    # idle phase 0, so it holds all of phase 1's and some of phase 0's, never more than
+    # the guest took.
+    irq = json.loads(run(["report", "irq", "-f", "json", dat]).stdout)
+    for v in t["vcpus"]:
+        got = sum(r["count"] for r in irq["rows"] if r.get("tid") == v["tid"])
+        lo = v["phases"][1]["interrupts"] if len(v["phases"]) > 1 else 0
+        check(lo <= got <= v["interrupts"], what + ": vCPU %d: %d interrupts recorded, the "
+              "guest took %d (%d in phase 1)" % (v["vcpu"], got, v["interrupts"], lo))
     if not shutil.which("trace-cmd"):
         print("SKIP part: no trace-cmd for the peer check")
         return
