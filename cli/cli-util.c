@@ -53,6 +53,24 @@ int cli_bad_option(const char *cmd, char **argv)
 	return cli_usage_error(cmd, "unknown option or missing value: '%s'", arg ? arg : "?");
 }
 
+int cli_common_option(const char *cmd, int c, char **argv, const char *usage, bool *quiet,
+		      bool *verbose)
+{
+	if (c == 'q' && quiet) {
+		*quiet = true;
+		return 0;
+	}
+	if (c == 'v' && verbose) {
+		*verbose = true;
+		return 0;
+	}
+	if (c == 'h') {
+		fputs(usage, stdout);
+		exit(0);
+	}
+	return cli_bad_option(cmd, argv);
+}
+
 int cli_parse_duration(const char *s, uint64_t *ns)
 {
 	static const struct {

@@ -40,6 +40,15 @@ __attribute__((format(printf, 2, 3))) int cli_usage_error(const char *cmd, const
 /* The error for an option getopt_long() rejected (optopt / argv[optind - 1]). */
 int cli_bad_option(const char *cmd, char **argv);
 
+/*
+ * The options every command shares, for the default: of its getopt switch on @c: -q sets
+ * *quiet and -v *verbose (NULL: the command has no such option), -h prints @usage and
+ * exits 0, anything else is a usage error. Returns 0 when @c was one of them, else
+ * CLI_EXIT_USAGE (the message printed).
+ */
+int cli_common_option(const char *cmd, int c, char **argv, const char *usage, bool *quiet,
+		      bool *verbose);
+
 /* "100ms", "5s", "1.5s", "2m", "250us", "1h"; a bare number is seconds. */
 int cli_parse_duration(const char *s, uint64_t *ns);
 int cli_parse_uint(const char *s, unsigned long long max, unsigned long long *val);

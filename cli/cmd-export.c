@@ -134,7 +134,7 @@ static int parse_args(int argc, char **argv, struct export_args *a)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, ret;
 
 	memset(a, 0, sizeof(*a));
 	opterr = 0;
@@ -152,17 +152,11 @@ static int parse_args(int argc, char **argv, struct export_args *a)
 		case 'b':
 			a->buffer = optarg;
 			break;
-		case 'q':
-			a->quiet = true;
-			break;
-		case 'v':
-			a->verbose = true;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			exit(0);
 		default:
-			return cli_bad_option(CMD, argv);
+			ret = cli_common_option(CMD, c, argv, usage_text, &a->quiet, &a->verbose);
+			if (ret)
+				return ret;
+			break;
 		}
 	}
 	if (optind >= argc)

@@ -70,7 +70,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long long u;
-	int c;
+	int c, ret;
 
 	memset(a, 0, sizeof(*a));
 	a->opts.sz = sizeof(a->opts);
@@ -132,17 +132,11 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 		case 'S':
 			a->opts.sched_vm_only = true;
 			break;
-		case 'q':
-			a->quiet = true;
-			break;
-		case 'v':
-			a->verbose = true;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			exit(0);
 		default:
-			return cli_bad_option(CMD, argv);
+			ret = cli_common_option(CMD, c, argv, usage_text, &a->quiet, &a->verbose);
+			if (ret)
+				return ret;
+			break;
 		}
 	}
 	if (optind < argc)

@@ -134,7 +134,7 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 	};
 	unsigned long long u;
 	bool want[4];
-	int c;
+	int c, ret;
 
 	memset(a, 0, sizeof(*a));
 	a->exits =
@@ -200,17 +200,11 @@ static int parse_args(int argc, char **argv, struct report_args *a)
 		case 'X':
 			a->heatmap = true;
 			break;
-		case 'q':
-			a->quiet = true;
-			break;
-		case 'v':
-			a->verbose = true;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			exit(0);
 		default:
-			return cli_bad_option(CMD, argv);
+			ret = cli_common_option(CMD, c, argv, usage_text, &a->quiet, &a->verbose);
+			if (ret)
+				return ret;
+			break;
 		}
 	}
 	if (a->html)

@@ -105,7 +105,7 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
 		{ "web.config.file", required_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, ret;
 
 	memset(a, 0, sizeof(*a));
 	a->events = a->kvm_stats = true;
@@ -130,17 +130,14 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
 		case 'K':
 			a->kvm_stats = false;
 			break;
-		case 'v':
-			a->verbose = true;
-			break;
 		case 'W':
 			a->web_config = optarg;
 			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			exit(0);
 		default:
-			return cli_bad_option(CMD, argv);
+			ret = cli_common_option(CMD, c, argv, usage_text, NULL, &a->verbose);
+			if (ret)
+				return ret;
+			break;
 		}
 	}
 	if (optind < argc)

@@ -99,7 +99,7 @@ static int parse_args(int argc, char **argv, struct stat_args *a)
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long long u;
-	int c;
+	int c, ret;
 
 	memset(a, 0, sizeof(*a));
 	a->events = true;
@@ -190,11 +190,11 @@ static int parse_args(int argc, char **argv, struct stat_args *a)
 				return cli_usage_error(CMD, "bad --keep '%s' (1-1000)", optarg);
 			a->keep = (unsigned int)u;
 			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			exit(0);
 		default:
-			return cli_bad_option(CMD, argv);
+			ret = cli_common_option(CMD, c, argv, usage_text, NULL, NULL);
+			if (ret)
+				return ret;
+			break;
 		}
 	}
 	if (optind < argc)

@@ -154,7 +154,7 @@ static int parse_args(int argc, char **argv, struct testvm_cmd *cmd)
 	struct testvm_args *a = &cmd->a;
 	unsigned long long u;
 	unsigned int npin = 0;
-	int c;
+	int c, ret;
 
 	memset(cmd, 0, sizeof(*cmd));
 	a->opts.sz = sizeof(a->opts);
@@ -245,15 +245,6 @@ static int parse_args(int argc, char **argv, struct testvm_cmd *cmd)
 		case 'p':
 			a->pidfile = optarg;
 			break;
-		case 'q':
-			a->quiet = true;
-			break;
-		case 'v':
-			a->verbose = true;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			exit(0);
 		case 'Q':
 			a->qemu = optarg ? optarg : "qemu-system-x86_64";
 			break;
@@ -275,7 +266,10 @@ static int parse_args(int argc, char **argv, struct testvm_cmd *cmd)
 			cmd->file = optarg;
 			break;
 		default:
-			return cli_bad_option(CMD, argv);
+			ret = cli_common_option(CMD, c, argv, usage_text, &a->quiet, &a->verbose);
+			if (ret)
+				return ret;
+			break;
 		}
 	}
 	if (a->qemu) {

@@ -88,7 +88,7 @@ static int parse_args(int argc, char **argv, struct top_args *a)
 	unsigned long long u;
 	char why[128];
 	regex_t re;
-	int c;
+	int c, ret;
 
 	memset(a, 0, sizeof(*a));
 	a->events = true;
@@ -126,11 +126,11 @@ static int parse_args(int argc, char **argv, struct top_args *a)
 		case 'E':
 			a->events = false;
 			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			exit(0);
 		default:
-			return cli_bad_option(CMD, argv);
+			ret = cli_common_option(CMD, c, argv, usage_text, NULL, NULL);
+			if (ret)
+				return ret;
+			break;
 		}
 	}
 	if (optind < argc)

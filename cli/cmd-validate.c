@@ -155,17 +155,11 @@ static int parse_args(int argc, char **argv, struct validate_args *a)
 			if ((ret = cli_format_option(CMD, optarg, false, &a->format)))
 				return ret;
 			break;
-		case 'q':
-			a->quiet = true;
-			break;
-		case 'v':
-			a->verbose = true;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			exit(0);
 		default:
-			return cli_bad_option(CMD, argv);
+			ret = cli_common_option(CMD, c, argv, usage_text, &a->quiet, &a->verbose);
+			if (ret)
+				return ret;
+			break;
 		}
 	}
 	if (optind < argc)
