@@ -420,104 +420,91 @@ static int get_client_auth(struct wc_parser *p, const yaml_node_t *v, const char
 		       s);
 }
 
-static int get_cipher_suites(struct wc_parser *p, const yaml_node_t *v, const char *key)
+/*
+ * A list of strings under @key: *@arr is allocated for as many elements of @size bytes as
+ * it has (also when an error follows: the caller keeps it to free), then @item takes each
+ * string in order with the array (its node for the line of an error); the first error
+ * stops. Nothing is allocated for an empty or null list.
+ */
+static int get_string_list(struct wc_parser *p, const yaml_node_t *v, const char *key, void **arr,
+			   size_t size,
+			   int (*item)(struct wc_parser *p, const yaml_node_t *it, const char *key,
+				       const char *s, void *arr))
 {
-	struct vms_webconfig *c = p->c;
 	yaml_node_item_t *items;
 	size_t n;
 	int err = get_list(p, v, key, &items, &n);
 
 	if (err || !n)
 		return err;
-	c->cipher_suites = calloc(n, sizeof(*c->cipher_suites));
-	if (!c->cipher_suites)
+	*arr = calloc(n, size);
+	if (!*arr)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		const yaml_node_t *it = yaml_document_get_node(p->doc, items[i]);
 		const char *s;
-		size_t k;
 
 		if (!it)
 			return wc_fail(p, v, key, "a damaged list");
 		err = get_string(p, it, key, &s);
+		if (!err)
+			err = item(p, it, key, s, *arr);
 		if (err)
 			return err;
-		for (k = 0; s && k < VMS_ARRAY_SIZE(cipher_suites); k++)
-			if (!strcmp(s, cipher_suites[k].name))
-				break;
-		if (!s || k == VMS_ARRAY_SIZE(cipher_suites))
-			return wc_fail(p, it, key,
-				       "unknown or insecure cipher suite '%.80s' (Go's names, "
-				       "e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)",
-				       s ? s : "");
-		c->cipher_suites[c->ncipher_suites++] = cipher_suites[k].name;
 	}
 	return 0;
 }
 
-static int get_curves(struct wc_parser *p, const yaml_node_t *v, const char *key)
+static int cipher_suite_item(struct wc_parser *p, const yaml_node_t *it, const char *key,
+			     const char *s, void *arr)
 {
+	const char **out = arr;
 	struct vms_webconfig *c = p->c;
-	yaml_node_item_t *items;
-	size_t n;
-	int err = get_list(p, v, key, &items, &n);
+	size_t k;
 
-	if (err || !n)
-		return err;
-	c->curves = calloc(n, sizeof(*c->curves));
-	if (!c->curves)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		const yaml_node_t *it = yaml_document_get_node(p->doc, items[i]);
-		const char *s;
-		size_t k;
-
-		if (!it)
-			return wc_fail(p, v, key, "a damaged list");
-		err = get_string(p, it, key, &s);
-		if (err)
-			return err;
-		for (k = 0; s && k < VMS_ARRAY_SIZE(curves); k++)
-			if (!strcmp(s, curves[k].name))
-				break;
-		if (!s || k == VMS_ARRAY_SIZE(curves))
-			return wc_fail(p, it, key,
-				       "unknown curve '%.64s' (CurveP256, CurveP384, CurveP521 "
-				       "or X25519)",
-				       s ? s : "");
-		c->curves[c->ncurves++] = curves[k].name;
-	}
+	for (k = 0; s && k < VMS_ARRAY_SIZE(cipher_suites); k++)
+		if (!strcmp(s, cipher_suites[k].name))
+			break;
+	if (!s || k == VMS_ARRAY_SIZE(cipher_suites))
+		return wc_fail(p, it, key,
+			       "unknown or insecure cipher suite '%.80s' (Go's names, "
+			       "e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)",
+			       s ? s : "");
+	out[c->ncipher_suites++] = cipher_suites[k].name;
 	return 0;
 }
 
-static int get_sans(struct wc_parser *p, const yaml_node_t *v, const char *key)
+static int curve_item(struct wc_parser *p, const yaml_node_t *it, const char *key, const char *s,
+		      void *arr)
 {
+	const char **out = arr;
 	struct vms_webconfig *c = p->c;
-	yaml_node_item_t *items;
-	size_t n;
-	int err = get_list(p, v, key, &items, &n);
+	size_t k;
 
-	if (err || !n)
-		return err;
-	c->client_allowed_sans = calloc(n, sizeof(*c->client_allowed_sans));
-	if (!c->client_allowed_sans)
+	for (k = 0; s && k < VMS_ARRAY_SIZE(curves); k++)
+		if (!strcmp(s, curves[k].name))
+			break;
+	if (!s || k == VMS_ARRAY_SIZE(curves))
+		return wc_fail(p, it, key,
+			       "unknown curve '%.64s' (CurveP256, CurveP384, CurveP521 "
+			       "or X25519)",
+			       s ? s : "");
+	out[c->ncurves++] = curves[k].name;
+	return 0;
+}
+
+static int san_item(struct wc_parser *p, const yaml_node_t *it, const char *key, const char *s,
+		    void *arr)
+{
+	char **out = arr;
+	struct vms_webconfig *c = p->c;
+
+	if (!s || !*s)
+		return wc_fail(p, it, key, "an empty name");
+	out[c->nclient_allowed_sans] = strdup(s);
+	if (!out[c->nclient_allowed_sans])
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		const yaml_node_t *it = yaml_document_get_node(p->doc, items[i]);
-		const char *s;
-
-		if (!it)
-			return wc_fail(p, v, key, "a damaged list");
-		err = get_string(p, it, key, &s);
-		if (err)
-			return err;
-		if (!s || !*s)
-			return wc_fail(p, it, key, "an empty name");
-		c->client_allowed_sans[i] = strdup(s);
-		if (!c->client_allowed_sans[i])
-			return -ENOMEM;
-		c->nclient_allowed_sans++;
-	}
+	c->nclient_allowed_sans++;
 	return 0;
 }
 
@@ -562,6 +549,7 @@ static int parse_tls(struct wc_parser *p, const yaml_node_t *tk, const yaml_node
 	for (size_t i = 0; i < n; i++) {
 		const yaml_node_t *k, *v;
 		const char *name;
+		void *arr = NULL;
 		char key[64];
 		int idx;
 
@@ -593,16 +581,21 @@ static int parse_tls(struct wc_parser *p, const yaml_node_t *tk, const yaml_node
 			err = get_version(p, v, key, &c->max_version);
 			break;
 		case TLS_CIPHER_SUITES:
-			err = get_cipher_suites(p, v, key);
+			err = get_string_list(p, v, key, &arr, sizeof(*c->cipher_suites),
+					      cipher_suite_item);
+			c->cipher_suites = arr;
 			break;
 		case TLS_CURVE_PREFERENCES:
-			err = get_curves(p, v, key);
+			err = get_string_list(p, v, key, &arr, sizeof(*c->curves), curve_item);
+			c->curves = arr;
 			break;
 		case TLS_PREFER_SERVER:
 			err = get_bool(p, v, key, &c->prefer_server_cipher_suites);
 			break;
 		case TLS_CLIENT_ALLOWED_SANS:
-			err = get_sans(p, v, key);
+			err = get_string_list(p, v, key, &arr, sizeof(*c->client_allowed_sans),
+					      san_item);
+			c->client_allowed_sans = arr;
 			break;
 		default:
 			break;
