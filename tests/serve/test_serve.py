@@ -33,11 +33,11 @@ import sys
 import tempfile
 import time
 import urllib.error
-import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from testlib import *  # noqa: E402,F403
-from promlib import free_port, get, parse, series  # noqa: E402
+from promlib import (free_port, get, parse, prom_query, run_prometheus, series,  # noqa: E402
+                     stop)
 
 need_kvm()
 if os.geteuid() != 0:
@@ -46,13 +46,6 @@ PROMETHEUS, PROMTOOL = shutil.which("prometheus"), shutil.which("promtool")
 if not PROMETHEUS or not PROMTOOL:
     skip("prometheus/promtool not installed (Debian: apt-get install prometheus)")
 NAME = "promvm-%d" % os.getpid()
-
-
-def prom_query(port, q):
-    url = "http://127.0.0.1:%d/api/v1/query?%s" % (port, urllib.parse.urlencode({"query": q}))
-    code, body, _ = get(url)
-    r = json.loads(body)
-    return r["data"]["result"] if code == 200 and r.get("status") == "success" else None
 
 
 def start_vm(tmp, name, phases, extra=()):
@@ -273,29 +266,19 @@ def dashboard(m, prom):
 
 
 def start_prometheus(tmp, port):
-    pport = free_port()
     cfg = os.path.join(tmp, "prometheus.yml")
     with open(cfg, "w") as f:
         f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
                 "scrape_configs:\n  - job_name: vmscope\n    static_configs:\n"
                 "      - targets: ['127.0.0.1:%d']\n" % port)
-    prom = subprocess.Popen([PROMETHEUS, "--config.file", cfg, "--storage.tsdb.path",
-                             os.path.join(tmp, "tsdb"), "--web.listen-address",
-                             "127.0.0.1:%d" % pport, "--log.level", "warn"],
-                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "prom.log"),
-                                                                   "w"))
-    procs.append(prom)
+    pport, log = run_prometheus(PROMETHEUS, tmp, cfg, procs)
     end = time.monotonic() + 30
     while time.monotonic() < end:
-        try:
-            r = prom_query(pport, 'up{job="vmscope"}')
-            if r and r[0]["value"][1] == "1":
-                return pport
-        except (ConnectionRefusedError, urllib.error.URLError, OSError):
-            pass
+        r = prom_query(pport, 'up{job="vmscope"}')
+        if r and r[0]["value"][1] == "1":
+            return pport
         time.sleep(0.2)
-    check(False, "Prometheus came up and scraped vmscope: %s"
-          % open(os.path.join(tmp, "prom.log")).read()[-2000:])
+    check(False, "Prometheus came up and scraped vmscope: %s" % open(log).read()[-2000:])
     return None
 
 
@@ -305,11 +288,5 @@ with tempfile.TemporaryDirectory() as tmp:
         main(tmp)
     finally:
         terminate(vms)
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop(procs)
 finish()

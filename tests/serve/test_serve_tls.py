@@ -39,7 +39,7 @@ import warnings
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from testlib import *  # noqa: E402,F403
-from promlib import free_port, parse  # noqa: E402
+from promlib import free_port, parse, prom_query, run_prometheus, stop  # noqa: E402
 
 PROMETHEUS, PROMTOOL = shutil.which("prometheus"), shutil.which("promtool")
 OPENSSL = shutil.which("openssl")
@@ -351,17 +351,7 @@ def main(tmp):
           "the start-up line says https and the client-certificate policy: %s" % err.strip())
 
 
-def prom_query(port, q):
-    url = "http://127.0.0.1:%d/api/v1/query?%s" % (port, urllib.parse.urlencode({"query": q}))
-    code, body, _ = fetch(url)
-    if code != 200:
-        return None
-    r = json.loads(body)
-    return r["data"]["result"] if r.get("status") == "success" else None
-
-
 def start_prometheus(tmp, conf, port, mport, plain_port):
-    pport = free_port()
     ca = os.path.join(conf, "ca.crt")
     cfg = write(os.path.join(tmp, "prometheus.yml"), """global:
   scrape_interval: 1s
@@ -400,12 +390,7 @@ scrape_configs:
            plain_port=plain_port))
     q = subprocess.run([PROMTOOL, "check", "config", cfg], capture_output=True, text=True)
     check_eq(q.returncode, 0, "promtool check config: %s" % (q.stdout + q.stderr).strip())
-    log = os.path.join(tmp, "prom.log")
-    prom = subprocess.Popen([PROMETHEUS, "--config.file", cfg, "--storage.tsdb.path",
-                             os.path.join(tmp, "tsdb"), "--web.listen-address",
-                             "127.0.0.1:%d" % pport, "--log.level", "warn"],
-                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
-    procs.append(prom)
+    pport, log = run_prometheus(PROMETHEUS, tmp, cfg, procs)
     end = time.monotonic() + 40
     while time.monotonic() < end:
         up = prom_query(pport, 'up{job="vmscope-tls"}')
@@ -429,11 +414,5 @@ with tempfile.TemporaryDirectory() as tmp:
     try:
         main(tmp)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop(procs)
 finish()
