@@ -33,7 +33,7 @@ struct vms_wakelat {
 	unsigned int max_threads;
 	pthread_mutex_t lock;
 	struct slot *slots; /* cap a power of 2, at most half full */
-	size_t cap, used;
+	size_t cap;
 	uint64_t lost;
 	/* live */
 	struct vms_trace *trace;
@@ -284,7 +284,6 @@ int vms_wakelat_set_threads(struct vms_wakelat *w, const int *tids, size_t n)
 	old = w->slots;
 	w->slots = slots;
 	w->cap = cap;
-	w->used = keep;
 	pthread_mutex_unlock(&w->lock);
 	free(old);
 	return n > keep ? -ENOSPC : 0;
