@@ -22,7 +22,7 @@
 6. Wakeup latency: a VM busy, idle (a wakeup every 100 ms), busy; two scrapes in its busy
    parts bracket exactly the idle part's wakeups: timed + untimed equal the growth of the
    vCPU threads' voluntary context switches, and the timed ones equal vmscope report
-   sched's count (and sum of latencies, within 5 us each) on a trace recorded alongside."""
+   sched's count (and sum of latencies, within 15 us each) on a trace recorded alongside."""
 import json
 import os
 import re
@@ -95,7 +95,7 @@ def wakeups(url, tmp):
     busy 2 s: two scrapes in its busy parts, where its vCPUs never sleep, bracket exactly
     the wakeups of the idle part. Their number (timed + untimed) equals the growth of the
     threads' voluntary context switches (the kernel's counter), and the timed ones, their
-    count equal, and their sum of latencies within 5 us per wakeup, what vmscope report
+    count equal, and their sum of latencies within 15 us per wakeup, what vmscope report
     finds in a trace recorded alongside (each tracefs instance stamps its own copy of an
     event)."""
     name = "wake-%d" % os.getpid()
@@ -131,9 +131,15 @@ def wakeups(url, tmp):
         if check(n in sched, "vCPU %s in vmscope report sched" % n):
             check_eq(nb - na, sched[n]["wakeups"], "vCPU %s: wakeups timed = report sched's" % n)
             # The trace is another tracefs instance: the kernel writes and stamps each
-            # event once per instance, a little apart (measured: 0.2-2 us).
-            check_close(round((sb - sa) * 1e9), sched[n]["waiting_ns"], 5000 * (nb - na),
-                        "vCPU %s: sum of latencies (ns) vs report sched's waiting, 5 us "
+            # event once per instance, one after the other, so each instance's copy is
+            # stamped a little later than the one before, by what the earlier instances
+            # did with it (filter, copy). That gap differs between a wakeup and the switch
+            # in that ends it: two record instances side by side disagreed by 2 us per
+            # wakeup on average on a quiet host (at most 5 us, single stamps up to 12 us
+            # apart), and CI under ASan load saw 7 us per wakeup. A pairing or unit bug
+            # is off by the whole latency (tens of us to ms) or by 1000x.
+            check_close(round((sb - sa) * 1e9), sched[n]["waiting_ns"], 15000 * (nb - na),
+                        "vCPU %s: sum of latencies (ns) vs report sched's waiting, 15 us "
                         "per wakeup" % n)
         print("vCPU %s: %d wakeups timed, %.1f us on average; %d untimed (the trace misses "
               "their switch in)" % (n, nb - na, 1e6 * (sb - sa) / max(nb - na, 1), ub - ua))
