@@ -325,7 +325,7 @@ struct waiter {
 	sigset_t set;
 	bool progress;
 	uint64_t total_ns, start_ns;
-	volatile bool finished;
+	bool finished; /* atomic */
 };
 
 static uint64_t now_ns(void)
@@ -345,7 +345,7 @@ static void *signal_thread(void *arg)
 	for (;;) {
 		int sig = sigtimedwait(&w->set, NULL, &tick);
 
-		if (sig == SIGUSR2 || w->finished)
+		if (sig == SIGUSR2 || __atomic_load_n(&w->finished, __ATOMIC_ACQUIRE))
 			break;
 		if (sig == SIGINT || sig == SIGTERM) {
 			vms_testvm_stop(w->vm);
@@ -618,7 +618,7 @@ static int run_vm(struct testvm_args *a, int ready_fd)
 	}
 
 	ret = vms_testvm_run(vm);
-	w.finished = true;
+	__atomic_store_n(&w.finished, true, __ATOMIC_RELEASE);
 	pthread_kill(sigthr, SIGUSR2);
 	pthread_join(sigthr, NULL);
 	if (ret) {

@@ -66,6 +66,7 @@ struct vms_testvm {
 	uint64_t stop_mono_ns; /* when a stop was asked for; 0 if none */
 	_Atomic bool stopping;
 	bool ran;
+	bool scheduled; /* the schedule is in shared (atomic: read while it runs) */
 	pthread_mutex_t lock;
 	char errbuf[256];
 	/* Read back from a dump (vms_testvm_open_dump()): no KVM objects, shared is a copy. */

@@ -161,7 +161,9 @@ static bool tvm_phase_complete(const struct vms_testvm *vm, unsigned int p)
 int vms_testvm_phase_tsc(const struct vms_testvm *vm, unsigned int p, uint64_t *start_tsc,
 			 uint64_t *end_tsc, bool *complete)
 {
-	if (p >= vm->opts.nphases || (!vm->ran && !vm->dump) || !tvm_phase_started(vm, p))
+	if (p >= vm->opts.nphases ||
+	    (!__atomic_load_n(&vm->scheduled, __ATOMIC_ACQUIRE) && !vm->dump) ||
+	    !tvm_phase_started(vm, p))
 		return -ENOENT;
 	*start_tsc = vm->shared->phases[p].start_tsc;
 	*end_tsc = vm->shared->phases[p].end_tsc;
@@ -175,7 +177,8 @@ int vms_testvm_phase_times(const struct vms_testvm *vm, unsigned int p, uint64_t
 	const struct tvm_phase *ph;
 	uint64_t end;
 
-	if (p >= vm->opts.nphases || !vm->ran || vm->dump || !tvm_phase_started(vm, p))
+	if (p >= vm->opts.nphases || !__atomic_load_n(&vm->scheduled, __ATOMIC_ACQUIRE) ||
+	    vm->dump || !tvm_phase_started(vm, p))
 		return -ENOENT;
 	ph = &vm->shared->phases[p];
 	*start_ns = tvm_guest_tsc_to_mono(vm, ph->start_tsc);

@@ -742,6 +742,8 @@ int vms_testvm_run(struct vms_testvm *vm)
 		sh->phases[p].duty = vm->phases[p].duty;
 	}
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	/* the phase times can be asked from another thread from now on */
+	__atomic_store_n(&vm->scheduled, true, __ATOMIC_RELEASE);
 
 	for (unsigned int i = 0; i < vm->nvcpus; i++) {
 		struct tvm_vcpu_host *v = &vm->vcpu[i];
