@@ -523,6 +523,7 @@ static inline void tree_replay(struct vms_trace *t, unsigned int i)
 {
 	unsigned int *tree = t->tree;
 	const uint64_t *key = t->key;
+	const unsigned int leaf = i;
 	uint64_t k = key[i], th = UINT64_MAX;
 
 	for (unsigned int n = (i + t->leaves) >> 1; n; n >>= 1) {
@@ -537,7 +538,9 @@ static inline void tree_replay(struct vms_trace *t, unsigned int i)
 		th = lk < th ? lk : th;
 	}
 	tree[0] = i;
-	t->threshold = th;
+	/* The losers on this path lost to the new winner only if it is this leaf; another
+	 * winner's runner-up may have lost to it below the paths' meeting: replay next time. */
+	t->threshold = i == leaf ? th : 0;
 }
 
 /* Play every match again (at the start, and after CPUs of a live trace came back). */
