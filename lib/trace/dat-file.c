@@ -931,6 +931,7 @@ int vms_trace_open(const char *path, const struct vms_trace_opts *opts, struct v
 		return -ENOMEM;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->cond, NULL);
+	pthread_cond_init(&t->walk_cond, NULL);
 	t->path = strdup(path);
 	t->tep = tep_alloc();
 	t->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -997,6 +998,7 @@ void vms_trace_close(struct vms_trace *t)
 	free(t->path);
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->cond);
+	pthread_cond_destroy(&t->walk_cond);
 	free(t);
 }
 

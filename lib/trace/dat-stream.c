@@ -138,114 +138,157 @@ static int fill_window(struct vms_trace *t, struct vms_cpu_stream *c)
 }
 
 /*
- * Compressed streams: worker threads read and decompress each CPU's chunks one ahead of
- * the walk, into the CPU's spare slot, so decompression (the slow part of a zstd file)
- * runs beside the parsing, on more than one core. A CPU's chunks are loaded one at a time,
- * in order (its slot is LOADING meanwhile). A worker touches only the slots and its own
- * zstd context; errors are handed over in the slot and reported by the walking thread, in
- * order.
+ * Compressed streams: worker threads decompress each CPU's chunks ahead of the walk, into
+ * a ring of slots per CPU, so decompression (the slow part of a zstd file) runs beside the
+ * parsing, on every core. A worker reserves a CPU's next chunk under the lock (it reads the
+ * chunk's 8-byte header there, so a CPU's chunks are reserved in file order) and reads and
+ * decompresses it outside the lock: several chunks of one CPU may load at once, and the
+ * CPU whose walk is nearest to starving is served first. The threads wake each other only
+ * when one is waiting: a worker when half a ring is free, the walk when the slot it needs
+ * is loaded. A worker touches only its slot and its own zstd context while it loads;
+ * errors are handed over in the slot and reported by the walking thread, in order.
  */
 
-/* Read and decompress the next chunk of @c into slot @s (worker side, lock not held). */
-static void load_chunk(struct vms_trace *t, void **dctx, struct vms_cpu_stream *c,
-		       struct chunk_slot *s)
+#define CHUNK_SLOTS 32 /* per trace: 32 chunks of 10 pages ahead are 1.3 MiB */
+#define CPU_SLOTS_MIN 2
+#define CPU_SLOTS_MAX 8
+
+static int slot_fail(struct chunk_slot *s, int err, const char *what)
+{
+	s->err = err;
+	s->what = what;
+	return err;
+}
+
+/* Reserve the next chunk of @c into slot @s: read and check its header (lock held). */
+static int reserve_chunk(struct vms_trace *t, struct vms_cpu_stream *c, struct chunk_slot *s)
 {
 	uint32_t hdr[2];
 	uint64_t off = c->file_off + c->consumed;
 
 	s->file_off = off;
-	if (c->file_size - c->consumed < 8 || pread(t->fd, hdr, 8, (off_t)off) != 8) {
-		s->err = -VMS_E_TRACE_CORRUPT;
-		s->what = "chunk header truncated";
-		return;
-	}
+	if (c->file_size - c->consumed < 8 || pread(t->fd, hdr, 8, (off_t)off) != 8)
+		return slot_fail(s, -VMS_E_TRACE_CORRUPT, "chunk header truncated");
 	if (hdr[0] > MAX_CHUNK || hdr[1] > MAX_CHUNK || !hdr[1] || hdr[1] % t->info.page_size ||
-	    hdr[0] > c->file_size - c->consumed - 8) {
-		s->err = -VMS_E_TRACE_CORRUPT;
-		s->what = "chunk sizes do not fit the data";
-		return;
-	}
-	if (hdr[0] > s->ccap) {
-		uint8_t *nb = realloc(s->cbuf, hdr[0]);
-
-		if (!nb) {
-			s->err = -ENOMEM;
-			s->what = "out of memory";
-			return;
-		}
-		s->cbuf = nb;
-		s->ccap = hdr[0];
-	}
-	if (hdr[1] + t->info.page_size > s->cap) {
-		uint8_t *nb = realloc(s->buf, hdr[1] + t->info.page_size);
-
-		if (!nb) {
-			s->err = -ENOMEM;
-			s->what = "out of memory";
-			return;
-		}
-		s->buf = nb;
-		s->cap = hdr[1] + t->info.page_size;
-	}
-	if (pread(t->fd, s->cbuf, hdr[0], (off_t)(off + 8)) != (ssize_t)hdr[0]) {
-		s->err = -VMS_E_TRACE_CORRUPT;
-		s->what = "chunk truncated";
-		return;
-	}
-	if (vms_decompress(t, dctx, s->cbuf, hdr[0], s->buf, hdr[1])) {
-		s->err = -VMS_E_TRACE_CORRUPT;
-		s->what = "chunk does not decompress";
-		return;
-	}
-	memset(s->buf + hdr[1], 0, t->info.page_size);
-	s->len = hdr[1];
-	s->err = 0;
+	    hdr[0] > c->file_size - c->consumed - 8)
+		return slot_fail(s, -VMS_E_TRACE_CORRUPT, "chunk sizes do not fit the data");
+	s->zsize = hdr[0];
+	s->size = hdr[1];
 	c->consumed += 8 + (uint64_t)hdr[0];
 	c->chunks_left--;
+	return 0;
+}
+
+/* Read and decompress the chunk reserved in slot @s (worker side, lock not held). */
+static int load_chunk(struct vms_trace *t, void **dctx, struct chunk_slot *s)
+{
+	if (s->size + t->info.page_size > s->cap) {
+		uint8_t *nb = realloc(s->buf, s->size + t->info.page_size);
+
+		if (!nb)
+			return slot_fail(s, -ENOMEM, "out of memory");
+		s->buf = nb;
+		s->cap = s->size + t->info.page_size;
+	}
+	if (s->zsize > s->ccap) {
+		uint8_t *nb = realloc(s->cbuf, s->zsize);
+
+		if (!nb)
+			return slot_fail(s, -ENOMEM, "out of memory");
+		s->cbuf = nb;
+		s->ccap = s->zsize;
+	}
+	if (pread(t->fd, s->cbuf, s->zsize, (off_t)(s->file_off + 8)) != (ssize_t)s->zsize)
+		return slot_fail(s, -VMS_E_TRACE_CORRUPT, "chunk truncated");
+	if (vms_decompress(t, dctx, s->cbuf, s->zsize, s->buf, s->size))
+		return slot_fail(s, -VMS_E_TRACE_CORRUPT, "chunk does not decompress");
+	memset(s->buf + s->size, 0, t->info.page_size);
+	s->len = s->size;
+	s->err = 0;
+	return 0;
+}
+
+/* The CPU with a free slot whose walk has the fewest chunks loaded ahead, or NULL. */
+static struct vms_cpu_stream *neediest(struct vms_trace *t)
+{
+	struct vms_cpu_stream *best = NULL;
+
+	for (unsigned int i = 0; i < t->ncpus; i++) {
+		struct vms_cpu_stream *c = &t->cpus[i];
+
+		if (!c->load_done && c->slot[c->load].state == SLOT_EMPTY &&
+		    (!best || c->pending < best->pending))
+			best = c;
+	}
+	return best;
 }
 
 static void *prefetch_worker(void *arg)
 {
 	struct vms_worker *w = arg;
 	struct vms_trace *t = w->t;
-	unsigned int next = (unsigned int)(w - t->workers);
 
 	pthread_mutex_lock(&t->lock);
 	while (!t->worker_quit) {
-		struct vms_cpu_stream *c = NULL;
+		struct vms_cpu_stream *c = neediest(t);
 		struct chunk_slot *s;
 
-		/* a CPU whose next slot to fill is free, round robin */
-		for (unsigned int k = 0; k < t->ncpus && !c; k++) {
-			struct vms_cpu_stream *x = &t->cpus[(next + k) % t->ncpus];
-
-			if (!x->load_done && x->slot[x->load].state == SLOT_EMPTY) {
-				c = x;
-				next = (next + k + 1) % t->ncpus;
-			}
-		}
 		if (!c) {
+			t->workers_idle++;
 			pthread_cond_wait(&t->cond, &t->lock);
+			t->workers_idle--;
 			continue;
 		}
 		s = &c->slot[c->load];
+		c->load = (c->load + 1) % c->nslot;
+		c->pending++;
 		if (!c->chunks_left) {
 			s->state = SLOT_END;
 			c->load_done = true;
+		} else if (reserve_chunk(t, c, s)) {
+			s->state = SLOT_ERROR;
+			c->load_done = true;
 		} else {
+			if (!s->buf && t->nspare) {
+				s->buf = t->spare[--t->nspare].p;
+				s->cap = t->spare[t->nspare].cap;
+			}
 			s->state = SLOT_LOADING;
 			pthread_mutex_unlock(&t->lock);
-			load_chunk(t, &w->dctx, c, s);
+			load_chunk(t, &w->dctx, s);
 			pthread_mutex_lock(&t->lock);
-			s->state = s->err ? SLOT_ERROR : SLOT_READY;
 			if (s->err)
-				c->load_done = true;
-			c->load ^= 1;
+				c->load_done = true; /* the walk stops at this slot */
+			s->state = s->err ? SLOT_ERROR : SLOT_READY;
 		}
-		pthread_cond_broadcast(&t->cond);
+		if (t->walker_waiting)
+			pthread_cond_signal(&t->walk_cond);
 	}
 	pthread_mutex_unlock(&t->lock);
 	return NULL;
+}
+
+/* Start the decompression workers. */
+static int start_workers(struct vms_trace *t)
+{
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned int n = online > 3 ? (unsigned int)online - 1 : 2;
+
+	t->workers_started = true;
+	if (n > VMS_DECOMPRESS_WORKERS)
+		n = VMS_DECOMPRESS_WORKERS;
+	for (unsigned int i = 0; i < n; i++) {
+		struct vms_worker *w = &t->workers[i];
+
+		w->t = t;
+		if (pthread_create(&w->thread, NULL, prefetch_worker, w)) {
+			if (i)
+				break; /* the others do it */
+			return vms_trace_fail(t, -EAGAIN, "cannot start the decompression thread");
+		}
+		w->started = true;
+	}
+	return 0;
 }
 
 /* Walk the next decompressed chunk of @c (walking side). Return: 1, 0 at the end, < 0. */
@@ -254,45 +297,41 @@ static int fill_chunk(struct vms_trace *t, struct vms_cpu_stream *c)
 	struct chunk_slot *s;
 	int ret = 1;
 
-	if (!t->workers_started) {
-		/* one worker per CPU stream, up to VMS_DECOMPRESS_WORKERS */
-		t->workers_started = true;
-		for (unsigned int i = 0; i < VMS_DECOMPRESS_WORKERS && i < t->ncpus; i++) {
-			struct vms_worker *w = &t->workers[i];
-
-			w->t = t;
-			if (pthread_create(&w->thread, NULL, prefetch_worker, w)) {
-				if (i)
-					break; /* the others do it */
-				return vms_trace_fail(t, -EAGAIN,
-						      "cannot start the decompression thread");
-			}
-			w->started = true;
-		}
-	}
+	if (!t->workers_started && (ret = start_workers(t)) < 0)
+		return ret;
 	pthread_mutex_lock(&t->lock);
-	if (c->cur >= 0 && t->retire_mode) {
-		/* records handed out may point into it: the worker gets a new buffer */
+	if (c->cur >= 0) {
 		struct chunk_slot *old = &c->slot[c->cur];
 
-		if (vms_retire(t, old->buf, 0)) {
-			pthread_mutex_unlock(&t->lock);
-			return vms_trace_fail(t, -ENOMEM, "CPU %d: out of memory", c->cpu);
+		/* records handed out may point into it: the worker gets a new buffer */
+		if (t->retire_mode) {
+			if (vms_retire_chunk(t, old->buf, old->cap)) {
+				pthread_mutex_unlock(&t->lock);
+				return vms_trace_fail(t, -ENOMEM, "CPU %d: out of memory", c->cpu);
+			}
+			old->buf = NULL;
+			old->cap = 0;
 		}
-		old->buf = NULL;
-		old->cap = 0;
+		old->state = SLOT_EMPTY; /* done with it: a worker may refill it */
+		c->pending--;
+		if (t->workers_idle && c->pending <= c->nslot / 2)
+			pthread_cond_signal(&t->cond);
 	}
-	if (c->cur >= 0)
-		c->slot[c->cur].state = SLOT_EMPTY; /* done with it: the worker may refill it */
-	c->cur = c->cur < 0 ? 0 : c->cur ^ 1;
+	c->cur = c->cur < 0 ? 0 : (int)((c->cur + 1) % c->nslot);
 	s = &c->slot[c->cur];
-	pthread_cond_broadcast(&t->cond);
-	while (s->state == SLOT_EMPTY || s->state == SLOT_LOADING)
-		pthread_cond_wait(&t->cond, &t->lock);
+	while (s->state == SLOT_EMPTY || s->state == SLOT_LOADING) {
+		if (t->workers_idle)
+			pthread_cond_signal(&t->cond); /* the walk needs one now */
+		t->walker_waiting = true;
+		pthread_cond_wait(&t->walk_cond, &t->lock);
+		t->walker_waiting = false;
+	}
 	if (s->state == SLOT_END)
 		ret = 0;
 	else if (s->state == SLOT_ERROR)
 		ret = s->err;
+	else
+		ret = 1;
 	pthread_mutex_unlock(&t->lock);
 	if (ret < 0)
 		return vms_trace_fail(t, ret, "offset %llu: CPU %d: %s",
@@ -639,19 +678,27 @@ int vms_dat_stream_init(struct vms_trace *t)
 			c->chunks_left = n;
 			c->cur = -1;
 			c->file_off += 4;
+			c->nslot = CHUNK_SLOTS / t->ncpus;
+			if (c->nslot < CPU_SLOTS_MIN)
+				c->nslot = CPU_SLOTS_MIN;
+			if (c->nslot > CPU_SLOTS_MAX)
+				c->nslot = CPU_SLOTS_MAX;
+			c->slot = calloc(c->nslot, sizeof(*c->slot));
+			if (!c->slot)
+				return -ENOMEM;
 		}
 		t->info.data_bytes += t->comp == VMS_COMP_NONE ? c->file_size : 0;
 	}
 	return 0;
 }
 
-int vms_retire(struct vms_trace *t, void *p, size_t len)
+static int retire(struct vms_trace *t, struct retired r)
 {
 	if (!t->retire_mode) {
-		if (len)
-			munmap(p, len);
+		if (r.len)
+			munmap(r.p, r.len);
 		else
-			free(p);
+			free(r.p);
 		return 0;
 	}
 	if (t->nretired == t->retired_cap) {
@@ -663,26 +710,51 @@ int vms_retire(struct vms_trace *t, void *p, size_t len)
 		t->retired = nr;
 		t->retired_cap = ncap;
 	}
-	t->retired[t->nretired++] = (struct retired){ p, len, t->retire_tag };
+	r.tag = t->retire_tag;
+	t->retired[t->nretired++] = r;
 	return 0;
+}
+
+int vms_retire(struct vms_trace *t, void *p, size_t len)
+{
+	return retire(t, (struct retired){ .p = p, .len = len });
+}
+
+int vms_retire_chunk(struct vms_trace *t, void *p, size_t cap)
+{
+	return retire(t, (struct retired){ .p = p, .cap = cap });
 }
 
 void vms_retired_reclaim(struct vms_trace *t, uint64_t released)
 {
+	bool locked = false;
 	size_t k = 0;
 
 	for (size_t i = 0; i < t->nretired; i++) {
 		struct retired *r = &t->retired[i];
 
-		if (r->tag < released) {
-			if (r->len)
-				munmap(r->p, r->len);
-			else
-				free(r->p);
-		} else {
+		if (r->tag >= released) {
 			t->retired[k++] = *r;
+			continue;
 		}
+		if (r->cap && released != UINT64_MAX) {
+			/* the workers decompress into it again: no page faults, no malloc */
+			if (!locked) {
+				pthread_mutex_lock(&t->lock);
+				locked = true;
+			}
+			if (t->nspare < VMS_SPARE_BUFS) {
+				t->spare[t->nspare++] = *r;
+				continue;
+			}
+		}
+		if (r->len)
+			munmap(r->p, r->len);
+		else
+			free(r->p);
 	}
+	if (locked)
+		pthread_mutex_unlock(&t->lock);
 	t->nretired = k;
 }
 
@@ -701,10 +773,11 @@ void vms_dat_stream_free(struct vms_trace *t)
 		t->workers[i].dctx = NULL;
 	}
 	for (unsigned int i = 0; t->cpus && i < t->ncpus; i++) {
-		for (int k = 0; k < 2; k++) {
+		for (unsigned int k = 0; t->cpus[i].slot && k < t->cpus[i].nslot; k++) {
 			free(t->cpus[i].slot[k].buf);
 			free(t->cpus[i].slot[k].cbuf);
 		}
+		free(t->cpus[i].slot);
 	}
 	for (unsigned int i = 0; t->cpus && i < t->ncpus; i++) {
 		free(t->cpus[i].run);
@@ -715,6 +788,8 @@ void vms_dat_stream_free(struct vms_trace *t)
 	}
 	vms_retired_reclaim(t, UINT64_MAX);
 	free(t->retired);
+	while (t->nspare)
+		free(t->spare[--t->nspare].p);
 	free(t->cpus);
 	free(t->tree);
 	free(t->tree_win);

@@ -166,6 +166,7 @@ int vms_trace_open_live(const struct vms_live_opts *opts, struct vms_trace **out
 		return -ENOMEM;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->cond, NULL);
+	pthread_cond_init(&t->walk_cond, NULL);
 	t->fd = -1;
 	t->live = true;
 	t->live_nap_ns = (opts->poll_ms ? (long)opts->poll_ms : 20) * 1000000L;

@@ -25,7 +25,8 @@ enum slot_state { SLOT_EMPTY, SLOT_LOADING, SLOT_READY, SLOT_END, SLOT_ERROR };
 
 struct chunk_slot {
 	enum slot_state state;
-	uint8_t *buf; /* decompressed pages, plus a page of zero slack */
+	uint32_t zsize, size; /* compressed and decompressed bytes (from the chunk header) */
+	uint8_t *buf;	      /* decompressed pages, plus a page of zero slack */
 	size_t cap, len;
 	uint8_t *cbuf; /* the compressed bytes */
 	size_t ccap;
@@ -53,11 +54,14 @@ struct vms_cpu_stream {
 	uint64_t buf_file_off; /* file offset of buf[0] (uncompressed data) */
 	uint8_t *cbuf;	       /* one compressed chunk */
 	size_t ccap;
-	/* compressed data: the chunk being walked and the next one, filled by the worker */
-	struct chunk_slot slot[2];
+	/* compressed data: a ring of the chunk being walked and the next ones, filled by the
+	 * workers (see dat-stream.c) */
+	struct chunk_slot *slot;
+	unsigned int nslot;
 	int cur;	       /* the slot being walked, -1 before the first */
-	int load;	       /* the slot the worker fills next */
-	bool load_done;	       /* the worker has met the end (or an error) of this CPU */
+	unsigned int load;     /* the slot a worker fills next */
+	unsigned int pending;  /* slots loading or loaded that the walk has not left yet */
+	bool load_done;	       /* the workers have met the end (or an error) of this CPU */
 	bool active;	       /* has a current record (live CPUs leave the merge and come back) */
 	const uint8_t *window; /* the pages being walked: buf, or the mapping */
 	void *map;	       /* mapped window of an uncompressed stream, or NULL */
@@ -90,15 +94,20 @@ struct vms_trace_counts {
 
 struct readahead;
 
-/* Threads that decompress the chunks of v7 files (the slowest part of reading them). */
-#define VMS_DECOMPRESS_WORKERS 2
+/* Threads that decompress the chunks of v7 files (the slowest part of reading them): one
+ * fewer than the online CPUs, at least 2, at most this. */
+#define VMS_DECOMPRESS_WORKERS 8
 
 /* A window (mapping or buffer) that records handed out may still point into. */
 struct retired {
 	void *p;
 	size_t len; /* of a mapping; 0 for a malloc()ed buffer */
+	size_t cap; /* a chunk slot's buffer of this capacity: kept as a spare, not freed */
 	uint64_t tag;
 };
+
+/* Chunk buffers released by the caller, for the workers to decompress into again. */
+#define VMS_SPARE_BUFS 64
 
 struct vms_trace {
 	int fd;
@@ -118,8 +127,10 @@ struct vms_trace {
 		bool started;
 	} workers[VMS_DECOMPRESS_WORKERS];
 	bool workers_started, worker_quit;
+	unsigned int workers_idle; /* waiting on cond for a free slot */
+	bool walker_waiting;	   /* waiting on walk_cond for a slot to be loaded */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond, walk_cond;
 	struct tep_handle *tep;
 	char *meta;	  /* vmscope metadata option text, or NULL */
 	char **meta_vals; /* meta split in lines: key NUL value */
@@ -149,6 +160,8 @@ struct vms_trace {
 	uint64_t retire_tag;
 	struct retired *retired;
 	size_t nretired, retired_cap;
+	struct retired spare[VMS_SPARE_BUFS]; /* under lock */
+	unsigned int nspare;
 	struct vms_record *direct; /* vms_trace_next_batch()'s records without read-ahead */
 	/* live traces */
 	bool live;
@@ -185,6 +198,8 @@ int vms_dat_next(struct vms_trace *t, struct vms_record *recs, unsigned int max)
 /* Done with window @p (a mapping of @len bytes, or a buffer when @len is 0): freed now, or
  * once the records handed out from it are released. -ENOMEM: it could not be kept. */
 int vms_retire(struct vms_trace *t, void *p, size_t len);
+/* The same for a chunk slot's buffer of capacity @cap: kept as a spare once released. */
+int vms_retire_chunk(struct vms_trace *t, void *p, size_t cap);
 /* Free the retired windows of batches before @released. */
 void vms_retired_reclaim(struct vms_trace *t, uint64_t released);
 /* The counters the caller of vms_trace_next*() may see now. */
