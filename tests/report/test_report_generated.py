@@ -22,7 +22,10 @@ gentrace = sys.argv[2] if len(sys.argv) > 2 else None
 if not gentrace or not os.access(gentrace, os.X_OK):
     skip("no gentrace binary given")
 
-SCENARIOS = [("vmx", 3, 0), ("svm", 5, 0), ("vmx", 11, 3), ("svm", 13, 3)]
+# (vendor, seed, lost windows, host CPUs, VMs, vCPUs each): the last has more CPUs than
+# the merge's small-tree case (4), with vCPU threads moving among them.
+SCENARIOS = [("vmx", 3, 0, 2, 2, 2), ("svm", 5, 0, 2, 2, 2), ("vmx", 11, 3, 2, 2, 2),
+             ("svm", 13, 3, 2, 2, 2), ("vmx", 17, 0, 12, 3, 4)]
 MMIO_INFO = {"unsatisfied-read": 0, "read": 1, "write": 2}
 
 
@@ -31,10 +34,11 @@ def report(path, event):
 
 
 with tempfile.TemporaryDirectory() as tmp:
-    for vendor, seed, lost in SCENARIOS:
-        name = "%s-seed%d-lost%d" % (vendor, seed, lost)
+    for vendor, seed, lost, cpus, nvms, nvcpus in SCENARIOS:
+        name = "%s-seed%d-lost%d-cpus%d" % (vendor, seed, lost, cpus)
         base = os.path.join(tmp, name)
-        common = ["--vendor", vendor, "--vms", "2", "--vcpus", "2", "--cpus", "2", "--exits", "800",
+        common = ["--vendor", vendor, "--vms", str(nvms), "--vcpus", str(nvcpus), "--cpus", str(cpus),
+                  "--exits", "800",
                   "--seed", str(seed), "--lost", str(lost), "--quiet"]
         subprocess.run([gentrace, "-o", base + ".v6.dat", "--truth", base + ".json"] + common, check=True)
         subprocess.run([gentrace, "-o", base + ".v7z.dat", "--dat-version", "7", "--compression", "zstd"] + common,
