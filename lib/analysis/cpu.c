@@ -30,7 +30,7 @@ struct cpu_state {
 struct cpu {
 	void *vcpu;
 	struct vms_trace *trace;
-	struct vms_field prev_pid, next_pid, next_comm, wk_pid, wk_target;
+	struct vms_field prev_pid, prev_comm, next_pid, next_comm, wk_pid, wk_target;
 	struct cpu_state *cs;
 	unsigned int ncpu;
 	struct entry *tab;
@@ -77,7 +77,7 @@ static struct entry *entry_get(struct cpu *c, unsigned int cpu, int pid)
 
 /* Add @ns to @pid's time on @cpu (no entry pointer is held across calls: adding one may
  * move them all). */
-static void add_ns(struct cpu *c, unsigned int cpu, int pid, uint64_t ns)
+static struct entry *add_ns(struct cpu *c, unsigned int cpu, int pid, uint64_t ns)
 {
 	struct entry *e = entry_get(c, cpu, pid);
 
@@ -85,6 +85,7 @@ static void add_ns(struct cpu *c, unsigned int cpu, int pid, uint64_t ns)
 		e->ns += ns;
 	else
 		c->err = -ENOMEM;
+	return e;
 }
 
 /* [@a, @b) clipped to the state model's window; 0 when outside. */
@@ -100,6 +101,14 @@ static uint64_t clipped(const struct cpu *c, uint64_t a, uint64_t b)
 	return b > a ? b - a : 0;
 }
 
+/* Name entry @e from the comm field @f of @rec, unless it has a name. */
+static void name(struct entry *e, const struct vms_field *f, const struct vms_record *rec)
+{
+	if (e && !e->comm[0] && f->valid && f->offset + f->size <= rec->size)
+		memcpy(e->comm, rec->data + f->offset,
+		       f->size < sizeof(e->comm) - 1 ? f->size : sizeof(e->comm) - 1);
+}
+
 static void on_switch(void *priv, const struct vms_record *rec)
 {
 	struct cpu *c = priv;
@@ -110,7 +119,9 @@ static void on_switch(void *priv, const struct vms_record *rec)
 		return;
 	cs = &c->cs[rec->cpu];
 	if (cs->cur == prev && rec->ts > cs->since) {
-		add_ns(c, (unsigned int)rec->cpu, prev, clipped(c, cs->since, rec->ts));
+		/* a task first seen as a waker has no name yet: its switch out gives it */
+		name(add_ns(c, (unsigned int)rec->cpu, prev, clipped(c, cs->since, rec->ts)),
+		     &c->prev_comm, rec);
 	} else if (cs->cur == 0 && prev > 0) {
 		/* the switch from idle to @prev is missing: if it is a vCPU thread (the state
 		 * model has just seen it leave this CPU), idle ran until its inferred start;
@@ -133,17 +144,12 @@ static void on_switch(void *priv, const struct vms_record *rec)
 	cs->woken = -1;
 	cs->cur = (int)vms_field_u64(&c->next_pid, rec);
 	cs->since = rec->ts;
-	if (c->next_comm.valid && c->next_comm.offset + c->next_comm.size <= rec->size) {
+	if (c->next_comm.valid) {
 		struct entry *e = entry_get(c, (unsigned int)rec->cpu, cs->cur);
 
-		if (!e) {
+		if (!e)
 			c->err = -ENOMEM;
-			return;
-		}
-		if (!e->comm[0])
-			memcpy(e->comm, rec->data + c->next_comm.offset,
-			       c->next_comm.size < sizeof(e->comm) - 1 ? c->next_comm.size
-								       : sizeof(e->comm) - 1);
+		name(e, &c->next_comm, rec);
 	}
 }
 
@@ -152,6 +158,13 @@ static void on_wakeup(void *priv, const struct vms_record *rec)
 {
 	struct cpu *c = priv;
 	uint64_t target = vms_field_u64(&c->wk_target, rec);
+
+	/* The waker is the task current on its CPU: before the CPU's first switch, it is
+	 * the first sign of who runs there (often the idle task, woken by an interrupt). */
+	if ((unsigned int)rec->cpu < c->ncpu && c->cs[rec->cpu].cur < 0 && rec->pid >= 0) {
+		c->cs[rec->cpu].cur = rec->pid;
+		c->cs[rec->cpu].since = rec->ts;
+	}
 
 	if (!c->wk_target.valid || target >= c->ncpu || c->cs[target].cur != 0)
 		return;
@@ -179,6 +192,7 @@ static int cpu_init(void *priv, struct vms_session *s, const void *opts)
 	vms_trace_field(t, id, "prev_pid", &c->prev_pid);
 	vms_trace_field(t, id, "next_pid", &c->next_pid);
 	vms_trace_field(t, id, "next_comm", &c->next_comm);
+	vms_trace_field(t, id, "prev_comm", &c->prev_comm);
 	wid = vms_trace_event_id(t, "sched", "sched_wakeup");
 	vms_trace_field(t, wid, "pid", &c->wk_pid);
 	vms_trace_field(t, wid, "target_cpu", &c->wk_target);
