@@ -634,7 +634,7 @@ static int run_export(const struct export_args *a, struct exporter *e)
 	if (show_progress)
 		fprintf(stderr, "\r%60s\r", "");
 	if (ret) {
-		error = vms_trace_error(e->tr)[0] ? vms_trace_error(e->tr) : vms_strerror(ret);
+		error = vms_session_error(s)[0] ? vms_session_error(s) : vms_strerror(ret);
 		rc = CLI_EXIT_FAIL;
 	}
 	for (size_t i = 0; i < e->nprocs; i++)

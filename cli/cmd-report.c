@@ -474,7 +474,6 @@ static void progress(uint64_t n, void *ctx)
 
 int report_run(const struct report_args *a, struct vms_session *s, const char **error)
 {
-	struct vms_trace *tr = vms_session_trace(s);
 	bool show_progress = !a->quiet && isatty(STDERR_FILENO);
 	int ret = vms_session_run(s, show_progress ? progress : NULL, NULL);
 
@@ -483,7 +482,7 @@ int report_run(const struct report_args *a, struct vms_session *s, const char **
 	*error = NULL;
 	if (!ret)
 		return 0;
-	*error = vms_trace_error(tr)[0] ? vms_trace_error(tr) : vms_strerror(ret);
+	*error = vms_session_error(s)[0] ? vms_session_error(s) : vms_strerror(ret);
 	return CLI_EXIT_FAIL;
 }
 

@@ -381,11 +381,12 @@ static int trace_states(const char *path, const struct vms_acct *a, const struct
 	if ((ret = vms_session_new(tr, &s)) ||
 	    (ret = vms_session_add(s, &vms_vcpu_ops, &o, &priv)) ||
 	    (ret = vms_session_run(s, NULL, NULL)) < 0) {
-		const char *err = vms_trace_error(tr);
+		const char *err = s ? vms_session_error(s) : "";
 
+		cli_error(CMD, "%s: %s", path, *err ? err : vms_strerror(ret));
 		vms_session_free(s);
 		vms_trace_close(tr);
-		return cli_error(CMD, "%s: %s", path, err && *err ? err : vms_strerror(ret));
+		return CLI_EXIT_FAIL;
 	}
 	t = vms_acct_new();
 	if (!t) {

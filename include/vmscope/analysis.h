@@ -33,6 +33,9 @@ struct vms_analysis_ops {
 	void (*finish)(void *priv, struct vms_session *s);
 	/* Free what init and the handlers allocated (not priv itself). */
 	void (*free)(void *priv);
+	/* Optional: an error a handler met (-ENOMEM: its results are short), or 0. Handlers
+	 * cannot return one; the session asks after finish. */
+	int (*error)(const void *priv);
 };
 
 /**
@@ -64,9 +67,16 @@ VMS_API int vms_session_subscribe(struct vms_session *s, int id, vms_handler_fn 
  * analysis
  * @progress: called about every 2^20 records with (records so far, ctx), or NULL
  * Return: 0, or the reader's error (the records before it were analysed and the analyses
- * finished; vms_trace_error() says what and where).
+ * finished; vms_session_error() says what and where), or else the first error an analysis
+ * met (-ENOMEM: its results are incomplete; vms_session_error() names the analysis).
  */
 VMS_API int vms_session_run(struct vms_session *s, void (*progress)(uint64_t, void *), void *ctx);
+
+/**
+ * vms_session_error() - what ended vms_session_run() with an error: the reader's
+ * (vms_trace_error()) or an analysis's, by name; "" if none. Owned by @s.
+ */
+VMS_API const char *vms_session_error(const struct vms_session *s);
 
 VMS_API struct vms_trace *vms_session_trace(const struct vms_session *s);
 

@@ -303,12 +303,20 @@ static void cpu_free(void *priv)
 	free(c->tab);
 }
 
+static int cpu_error(const void *priv)
+{
+	const struct cpu *c = priv;
+
+	return c->err;
+}
+
 const struct vms_analysis_ops vms_cpu_ops = {
 	.name = "cpu",
 	.priv_size = sizeof(struct cpu),
 	.init = cpu_init,
 	.finish = cpu_finish,
 	.free = cpu_free,
+	.error = cpu_error,
 };
 
 const struct vms_cpu_usage *vms_cpu_usage(const void *priv, size_t *n)

@@ -648,12 +648,20 @@ static void exits_free(void *priv)
 	free(e->th);
 }
 
+static int exits_error(const void *priv)
+{
+	const struct exits *e = priv;
+
+	return e->err;
+}
+
 const struct vms_analysis_ops vms_exits_ops = {
 	.name = "exits",
 	.priv_size = sizeof(struct exits),
 	.init = exits_init,
 	.finish = exits_finish,
 	.free = exits_free,
+	.error = exits_error,
 };
 
 /* ---- results ---- */

@@ -373,12 +373,20 @@ static void irq_free(void *priv)
 	free(q->row_slots);
 }
 
+static int irq_error(const void *priv)
+{
+	const struct irq *q = priv;
+
+	return q->err;
+}
+
 const struct vms_analysis_ops vms_irq_ops = {
 	.name = "irq",
 	.priv_size = sizeof(struct irq),
 	.init = irq_init,
 	.finish = irq_finish,
 	.free = irq_free,
+	.error = irq_error,
 };
 
 /* ---- results ---- */

@@ -796,12 +796,20 @@ static void vcpu_free(void *priv)
 	vms_vmmap_free(v->map);
 }
 
+static int vcpu_error(const void *priv)
+{
+	const struct vcpu *v = priv;
+
+	return v->err;
+}
+
 const struct vms_analysis_ops vms_vcpu_ops = {
 	.name = "vcpu",
 	.priv_size = sizeof(struct vcpu),
 	.init = vcpu_init,
 	.finish = vcpu_finish,
 	.free = vcpu_free,
+	.error = vcpu_error,
 };
 
 bool vms_vcpu_last_run(const void *priv, int tid, int *cpu, uint64_t *start, uint64_t *end)

@@ -4,6 +4,7 @@
  * kept in a table indexed by event id, so dispatching a record is one bounds check and a
  * short loop over its handlers; records of types nobody subscribed to cost nothing more.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,7 @@ struct vms_session {
 	struct analysis *an;
 	unsigned int nan;
 	uint64_t first_ts, last_ts;
+	char err[160]; /* vms_session_error() */
 };
 
 int vms_session_new(struct vms_trace *t, struct vms_session **out)
@@ -166,7 +168,20 @@ int vms_session_run(struct vms_session *s, void (*progress)(uint64_t, void *), v
 	for (unsigned int i = 0; i < s->nan; i++)
 		if (s->an[i].ops->finish)
 			s->an[i].ops->finish(s->an[i].priv, s);
+	for (unsigned int i = 0; i < s->nan && !ret; i++) {
+		const struct vms_analysis_ops *ops = s->an[i].ops;
+
+		if (ops->error && (ret = ops->error(s->an[i].priv)))
+			snprintf(s->err, sizeof(s->err),
+				 "the %s analysis: %s; its results are incomplete", ops->name,
+				 vms_strerror(ret));
+	}
 	return ret;
+}
+
+const char *vms_session_error(const struct vms_session *s)
+{
+	return s->err[0] ? s->err : vms_trace_error(s->trace);
 }
 
 struct vms_trace *vms_session_trace(const struct vms_session *s)
