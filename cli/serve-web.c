@@ -12,13 +12,25 @@
  * does not list ends the handshake, as GnuTLS priorities cannot name single suites. The
  * certificate, key and CAs are loaded once here first, so that a bad one is a clear message
  * at start-up rather than a daemon that does not start.
+ *
+ * The server's certificate and key are given to each handshake by a callback, which
+ * reloads cert_file and key_file when either changed (looked at once a second at most), as
+ * exporter-toolkit does: a renewed certificate is served without a restart. A renewal that
+ * does not load (a key of another certificate, a file half written) keeps the previous
+ * pair, with one line on stderr. Replaced pairs are kept until the exporter stops, since a
+ * handshake in another thread may still use them.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
+#include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -28,9 +40,31 @@
 
 #define MAX_CHAIN 16
 
+/* A loaded certificate chain and its key. */
+struct cert_pair {
+	gnutls_pcert_st pcert[MAX_CHAIN];
+	unsigned int n;
+	gnutls_privkey_t key;
+	struct cert_pair *older; /* replaced, kept until the end */
+};
+
+/* What identifies a file's version: a renewal replaces the file or rewrites it. */
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
 struct serve_web {
 	struct vms_webconfig *cfg;
 	gnutls_x509_trust_list_t trust; /* verifying client_auth_type only */
+	pthread_mutex_t cert_lock;
+	bool cert_lock_init;
+	struct cert_pair *cert; /* served now */
+	struct file_id cert_id, key_id;
+	uint64_t cert_checked_ns;
+	unsigned int reloads;
 	char priorities[512];
 	char summary[160];
 	struct MHD_OptionItem opts[8];
@@ -184,6 +218,168 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 						   GNUTLS_HOOK_POST, check_suite);
 }
 
+static void pair_free(struct cert_pair *p)
+{
+	while (p) {
+		struct cert_pair *older = p->older;
+
+		for (unsigned int i = 0; i < p->n; i++)
+			gnutls_pcert_deinit(&p->pcert[i]);
+		if (p->key)
+			gnutls_privkey_deinit(p->key);
+		free(p);
+		p = older;
+	}
+}
+
+/* Load a PEM chain and its key (checked to match); NULL with the reason in @why. */
+static struct cert_pair *pair_load(const char *cert_pem, size_t cert_len, const char *key_pem,
+				   size_t key_len, const char **why)
+{
+	gnutls_datum_t cert = { (unsigned char *)cert_pem, (unsigned int)cert_len };
+	gnutls_datum_t key = { (unsigned char *)key_pem, (unsigned int)key_len };
+	gnutls_certificate_credentials_t cred;
+	struct cert_pair *p = calloc(1, sizeof(*p));
+	int ret;
+
+	*why = "out of memory";
+	if (!p || gnutls_certificate_allocate_credentials(&cred) < 0) {
+		free(p);
+		return NULL;
+	}
+	/* the same checks as at start-up: a chain, and the key of its first certificate */
+	ret = gnutls_certificate_set_x509_key_mem2(cred, &cert, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+	gnutls_certificate_free_credentials(cred);
+	p->n = MAX_CHAIN;
+	if (ret >= 0)
+		ret = gnutls_pcert_list_import_x509_raw(p->pcert, &p->n, &cert, GNUTLS_X509_FMT_PEM,
+							0);
+	if (ret < 0)
+		p->n = 0;
+	if (ret >= 0 && (ret = gnutls_privkey_init(&p->key)) >= 0)
+		ret = gnutls_privkey_import_x509_raw(p->key, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (ret < 0) {
+		*why = gnutls_strerror(ret);
+		pair_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static int file_id_of(const char *path, struct file_id *id)
+{
+	struct stat st;
+
+	if (stat(path, &st))
+		return -errno;
+	*id = (struct file_id){ st.st_dev, st.st_ino, st.st_size, st.st_mtim };
+	return 0;
+}
+
+static bool same_file(const struct file_id *a, const struct file_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+static char *read_text(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t cap = 0;
+
+	*len = 0;
+	if (!f)
+		return NULL;
+	for (;;) {
+		if (*len + 4096 + 1 > cap) {
+			char *nb = cap < (1U << 20) ? realloc(buf, cap ? 2 * cap : 8192) : NULL;
+
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = nb;
+			cap = cap ? 2 * cap : 8192;
+		}
+		size_t n = fread(buf + *len, 1, cap - *len - 1, f);
+
+		*len += n;
+		if (n == 0)
+			break;
+	}
+	fclose(f);
+	buf[*len] = '\0';
+	return buf;
+}
+
+/* Under cert_lock: reload cert_file and key_file if either changed since the last look. */
+static void maybe_reload(struct serve_web *w)
+{
+	const struct vms_webconfig *c = w->cfg;
+	struct file_id cid, kid;
+	struct timespec now;
+	uint64_t ns;
+	struct cert_pair *p;
+	char *cert, *key;
+	size_t clen, klen;
+	const char *why = "cannot be read";
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
+	if (ns - w->cert_checked_ns < 1000000000ULL)
+		return;
+	w->cert_checked_ns = ns;
+	if (file_id_of(c->cert_file, &cid) || file_id_of(c->key_file, &kid) ||
+	    (same_file(&cid, &w->cert_id) && same_file(&kid, &w->key_id)))
+		return; /* a renewal in progress may remove a file for a moment */
+	cert = read_text(c->cert_file, &clen);
+	key = read_text(c->key_file, &klen);
+	p = cert && key ? pair_load(cert, clen, key, klen, &why) : NULL;
+	free(cert);
+	if (key) {
+		memset(key, 0, klen);
+		free(key);
+	}
+	/* the files as they were read: a failed pair is not tried again until they change */
+	w->cert_id = cid;
+	w->key_id = kid;
+	if (!p) {
+		fprintf(stderr,
+			"vmscope serve: %s: cert_file %s or key_file %s changed, but they are not "
+			"a PEM certificate and its key (%s): still serving the previous one\n",
+			c->path, c->cert_file, c->key_file, why);
+		return;
+	}
+	p->older = w->cert;
+	w->cert = p;
+	w->reloads++;
+}
+
+/* GnuTLS asks for the server's certificate, in each handshake. */
+static int retrieve_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+			 const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+			 gnutls_pcert_st **pcert, unsigned int *pcert_length, gnutls_privkey_t *key)
+{
+	struct serve_web *w = the_web;
+
+	(void)session;
+	(void)req_ca_dn;
+	(void)nreqs;
+	(void)pk_algos;
+	(void)pk_algos_length;
+	if (!w || !w->cert)
+		return -1;
+	pthread_mutex_lock(&w->cert_lock);
+	maybe_reload(w);
+	*pcert = w->cert->pcert;
+	*pcert_length = w->cert->n;
+	*key = w->cert->key;
+	pthread_mutex_unlock(&w->cert_lock);
+	return 0;
+}
+
 /* The certificate and key, and the client CAs, loaded as the TLS server will: 0 or the error. */
 static int check_tls(const char *cmd, struct serve_web *w)
 {
@@ -192,7 +388,7 @@ static int check_tls(const char *cmd, struct serve_web *w)
 	gnutls_datum_t cert = { (unsigned char *)c->cert_pem, (unsigned int)strlen(c->cert_pem) };
 	gnutls_datum_t key = { (unsigned char *)c->key_pem, (unsigned int)strlen(c->key_pem) };
 	gnutls_priority_t prio;
-	const char *where = NULL;
+	const char *where = NULL, *why;
 	int ret;
 
 	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
@@ -206,6 +402,14 @@ static int check_tls(const char *cmd, struct serve_web *w)
 				 "%s: tls_server_config: cert_file %s and key_file %s are not a "
 				 "PEM certificate and its unencrypted key: %s",
 				 c->path, c->cert_file, c->key_file, gnutls_strerror(ret));
+	/* what the files are now: the pair read with the configuration (a change from here on
+	 * is a renewal) */
+	if (file_id_of(c->cert_file, &w->cert_id) || file_id_of(c->key_file, &w->key_id))
+		return cli_error(cmd, "%s: tls_server_config: cannot stat %s or %s: %s", c->path,
+				 c->cert_file, c->key_file, strerror(errno));
+	w->cert = pair_load(c->cert_pem, strlen(c->cert_pem), c->key_pem, strlen(c->key_pem), &why);
+	if (!w->cert)
+		return cli_error(cmd, "%s: tls_server_config: %s", c->path, why);
 	ret = vms_webconfig_tls_priorities(c, w->priorities, sizeof(w->priorities));
 	if (ret < 0 || gnutls_priority_init(&prio, w->priorities, &where) < 0)
 		return cli_error(cmd,
@@ -251,6 +455,8 @@ int serve_web_open(const char *cmd, const char *path, struct serve_web **out)
 	*out = NULL;
 	if (!w)
 		return cli_error(cmd, "out of memory");
+	pthread_mutex_init(&w->cert_lock, NULL);
+	w->cert_lock_init = true;
 	ret = vms_webconfig_load(path, &w->cfg, err, sizeof(err));
 	if (ret) {
 		free(w);
@@ -264,8 +470,13 @@ int serve_web_open(const char *cmd, const char *path, struct serve_web **out)
 	if (w->cfg->tls) {
 		const struct vms_webconfig *c = w->cfg;
 
-		*o++ = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, c->cert_pem };
-		*o++ = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, c->key_pem };
+		if (MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK) == MHD_YES) {
+			*o++ = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+							(void *)retrieve_cert };
+		} else { /* served as loaded: a renewal needs a restart */
+			*o++ = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, c->cert_pem };
+			*o++ = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, c->key_pem };
+		}
 		*o++ = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0, w->priorities };
 		/* Also names the acceptable CAs in the server's certificate request. */
 		if (c->client_ca_pem)
@@ -302,6 +513,9 @@ void serve_web_close(struct serve_web *w)
 		the_web = NULL;
 	if (w->trust)
 		gnutls_x509_trust_list_deinit(w->trust, 1);
+	pair_free(w->cert);
+	if (w->cert_lock_init)
+		pthread_mutex_destroy(&w->cert_lock);
 	vms_webconfig_free(w->cfg);
 	free(w);
 }

@@ -13,6 +13,8 @@
    CA the certificate is refused; plain http to the TLS port fails; no credentials, a
    wrong password or an unknown user get 401 with WWW-Authenticate: Basic; the configured
    header is on every answer. Scrape latency is measured against a plain http exporter.
+3b. A renewed certificate and key (each file replaced) are served without a restart; a
+   key that does not match leaves the previous pair in service, with one line on stderr.
 4. RequireAndVerifyClientCert: a client without a certificate, or with a self-signed one,
    is refused; one with a certificate signed by client_ca_file gets the exposition.
    client_allowed_sans: a certificate without an allowed SAN is refused.
@@ -26,6 +28,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import statistics
 import subprocess
@@ -99,6 +102,62 @@ def make_pki(d):
             p("rogue.crt"), "-days", "2", "-subj", "/CN=rogue",
             "-addext", "subjectAltName=DNS:rogue.example",
             "-addext", "extendedKeyUsage=clientAuth")
+
+
+def peer_der(port, ctx):
+    """The DER certificate the server at @port presents, or None."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                return tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError):
+        return None
+
+
+def file_der(path):
+    return ssl.PEM_cert_to_DER_cert(open(path).read())
+
+
+def renewal(run_dir, conf):
+    p = lambda n: os.path.join(conf, n)  # noqa: E731
+    shutil.copy(p("server.crt"), p("live.crt"))
+    shutil.copy(p("server.key"), p("live.key"))
+    # the renewal: a new key and certificate for the same names, from the same CA
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", p("renewed.key"), "-out",
+            p("renewed.csr"), "-subj", "/CN=localhost renewed")
+    openssl("x509", "-req", "-in", p("renewed.csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"),
+            "-CAcreateserial", "-out", p("renewed.crt"), "-days", "2", "-extfile",
+            p("server.ext"))
+    cfg = write(p("renew.yml"), "tls_server_config:\n  cert_file: live.crt\n"
+                "  key_file: live.key\n")
+    port = free_port()
+    proc = start_serve(run_dir, port, cfg)
+    ctx = tls_ctx(conf)
+    check_eq(wait_listening(port, ctx), 200, "renewal: the exporter answers")
+    check(peer_der(port, ctx) == file_der(p("server.crt")), "renewal: the first certificate")
+    # as cert-manager or certbot do: each file replaced whole, one after the other
+    os.replace(p("renewed.crt"), p("live.crt"))
+    time.sleep(0.3)
+    os.replace(p("renewed.key"), p("live.key"))
+    want, got, end = file_der(p("live.crt")), None, time.monotonic() + 10
+    while time.monotonic() < end and got != want:
+        time.sleep(0.3)
+        got = peer_der(port, ctx)
+    check(got == want, "renewal: the renewed certificate is served without a restart")
+    check_eq(fetch("https://127.0.0.1:%d/metrics" % port, ctx)[0], 200,
+             "renewal: a scrape over the renewed certificate")
+    # a broken renewal: a key of another certificate
+    shutil.copy(p("client.key"), p("live.key"))
+    time.sleep(2.5)  # past the once-a-second look, twice
+    check(peer_der(port, ctx) == want, "renewal: a key that does not match keeps the "
+          "previous pair in service")
+    check_eq(fetch("https://127.0.0.1:%d/metrics" % port, ctx)[0], 200,
+             "renewal: still scraped")
+    proc.terminate()
+    _, err = proc.communicate(timeout=10)
+    lines = [ln for ln in err.splitlines() if "still serving the previous one" in ln]
+    check_eq(len(lines), 1, "renewal: one line says the broken pair was not taken (%r)"
+             % lines[:1])
 
 
 def write(path, text):
@@ -304,6 +363,10 @@ def main(tmp):
           "https + basic auth %.1f ms; the first scrape (bcrypt cost 10 checked) %.1f ms; "
           "bcrypt cost 10 in Python %.1f ms"
           % (t_plain, t_tls, first, (time.monotonic() - t0) * 1e3))
+
+    # 3b. A renewed certificate is served without a restart (exporter-toolkit reloads the
+    # files too); one that does not load leaves the previous one in service, with a line.
+    renewal(run_dir, conf)
 
     # 4. Client certificates.
     murl = "https://127.0.0.1:%d/metrics" % mport
