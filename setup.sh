@@ -120,7 +120,8 @@ demo) demo ;;
 test)
 	build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
 		-Dc_args=-fno-sanitize-recover=all -Dc_link_args=-fno-sanitize-recover=all
-	# ThreadSanitizer for the trace reader (decompression and read-ahead threads)
+	# ThreadSanitizer for the trace reader (decompression and read-ahead threads), the
+	# test VM's threads and the exporter's TLS callbacks (suite tsan)
 	build build-tsan -Db_sanitize=thread -Db_lundef=false
 	# The libFuzzer harnesses, built with clang as fuzz/README.md says: the code must build
 	# with clang too (the corpora replay in the suites above)
@@ -139,7 +140,7 @@ test)
 	fi
 	run_suites build
 	run_suites build-asan
-	SUITES="--suite trace --suite fuzz" run_suites build-tsan
+	SUITES="--suite trace --suite fuzz --suite tsan" run_suites build-tsan
 	read -r p f s < <(awk '{ p += $1; f += $2; s += $3 } END { print p+0, f+0, s+0 }' "$totals")
 	rm -f "$totals"
 	echo "$p passed, $f failed, $s skipped"
