@@ -4,7 +4,8 @@
 
 Generated traces (tests/tools/gentrace, VMX and SVM, with kvm_entry/kvm_exit): per vCPU
 thread, the time in guest, hypervisor, vmm, preempted, waiting, idle and blocked equals the
-generator's truth to the nanosecond, and so do migrations and wakeups; wakeup p50/p99 lie in
+generator's truth to the nanosecond, and so do migrations, wakeups and the longest wakeup
+and preemption; wakeup and preemption p50/p95/p99 lie in
 the truth value's histogram bucket; the states add up to the thread's span.
 
 The real KVM-PVM traces of ../shared/data/kvm-lab (no kvm_entry/kvm_exit, some switch-ins
@@ -148,6 +149,15 @@ def generated():
                 check_eq(r["preempted_ns"], pr["total_ns"], tw + ": preempted time")
                 check_eq(r["steal_ns"], t["preempted_ns"] + t["waiting_ns"], tw + ": steal = preempted + waiting")
                 check_eq(r["preemptions"], pr["count"], tw + ": preemptions")
+                # each preemption's length: from the switch out (runnable) to the switch in
+                check_eq(pr["timed"], pr["count"], tw + ": the truth timed every preemption")
+                if pr["count"]:
+                    check_eq(r["preemption_max_ns"], pr["max_ns"], tw + ": longest preemption (exact)")
+                    for p in ("p50", "p95", "p99"):
+                        lo, hi = bucket(pr[p + "_ns"])
+                        check(lo <= r["preemption_" + p + "_ns"] < hi,
+                              "%s: preemption %s %d in the truth's bucket [%d, %d)"
+                              % (tw, p, r["preemption_" + p + "_ns"], lo, hi))
                 if pr["by"]:
                     top = max(pr["by"], key=lambda b: (b["total_ns"], -b["pid"]))
                     check(r["top_preemptor"].startswith("%s:%d " % (top["comm"], top["pid"])),
@@ -156,6 +166,9 @@ def generated():
                     e = by_all.setdefault(b["pid"], [b["comm"], 0, 0])
                     e[1] += b["count"]
                     e[2] += b["total_ns"]
+            check_eq(sum(b["count"] for b in steal["histogram"]),
+                     sum(t["preemptions"]["count"] for t in truth["threads"]),
+                     what + ": steal histogram total = the preemptions")
             got_by = {p["pid"]: [p["comm"], p["count"], p["ns"]] for p in steal["preemptors"]}
             check_eq(got_by, by_all, what + ": preemptors over all vCPUs (task, count, time)")
             # report cpu: who used each host CPU

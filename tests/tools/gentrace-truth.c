@@ -199,6 +199,7 @@ void truth_free(struct sim *s)
 		free(s->th[t].vt.run_ns);
 		free(s->th[t].vt.by);
 		free(s->th[t].vt.wake.samples);
+		free(s->th[t].vt.preempt.samples);
 	}
 }
 
@@ -299,6 +300,7 @@ void truth_switch(struct sim *s, int cpu, uint64_t ts, int prev, uint64_t prev_s
 		vt->cpu = cpu;
 		vt_enter(s, th, ts, state);
 		if (state == VS_PREEMPTED) {
+			vt->preempt_ts = ts;
 			vt->preempter = next == IDLE ? (int)s->nth + cpu : next;
 			vt->preemptions++;
 			vt->by[vt->preempter][0]++;
@@ -310,6 +312,8 @@ void truth_switch(struct sim *s, int cpu, uint64_t ts, int prev, uint64_t prev_s
 
 		if (vt->seen && vt->state == VS_WAITING)
 			xstat_add(s, &vt->wake, ts - vt->wake_ts);
+		else if (vt->seen && vt->state == VS_PREEMPTED)
+			xstat_add(s, &vt->preempt, ts - vt->preempt_ts);
 		if (vt->cpu >= 0 && vt->cpu != cpu)
 			vt->migrations++;
 		vt->cpu = cpu;
@@ -390,11 +394,9 @@ static int cmp_by_row(const void *a, const void *b)
 	return (x->slot > y->slot) - (x->slot < y->slot);
 }
 
-static void write_wakeups(struct sim *s, struct vms_json *j, struct xstat *x)
+/* max and the nearest-rank percentiles of @x (null without the samples) */
+static void write_dist(struct sim *s, struct vms_json *j, struct xstat *x)
 {
-	vms_json_object_begin(j, "wakeups");
-	vms_json_u64(j, "count", x->count);
-	vms_json_u64(j, "total_ns", x->total);
 	vms_json_u64(j, "max_ns", x->max);
 	if (s->o->percentiles && x->count && x->ns == x->count) {
 		qsort(x->samples, x->ns, sizeof(*x->samples), cmp_u64);
@@ -406,6 +408,14 @@ static void write_wakeups(struct sim *s, struct vms_json *j, struct xstat *x)
 		vms_json_null(j, "p95_ns");
 		vms_json_null(j, "p99_ns");
 	}
+}
+
+static void write_wakeups(struct sim *s, struct vms_json *j, struct xstat *x)
+{
+	vms_json_object_begin(j, "wakeups");
+	vms_json_u64(j, "count", x->count);
+	vms_json_u64(j, "total_ns", x->total);
+	write_dist(s, j, x);
 	vms_json_object_end(j);
 }
 
@@ -428,6 +438,9 @@ static int write_preemptions(struct sim *s, struct vms_json *j, struct vtruth *v
 	vms_json_object_begin(j, "preemptions");
 	vms_json_u64(j, "count", vt->preemptions);
 	vms_json_u64(j, "total_ns", total);
+	/* their lengths (the one still open at the end included) */
+	vms_json_u64(j, "timed", vt->preempt.count);
+	write_dist(s, j, &vt->preempt);
 	vms_json_array_begin(j, "by");
 	for (size_t i = 0; i < n; i++) {
 		size_t k = (size_t)rows[i].slot;
@@ -469,9 +482,18 @@ static int write_states(struct sim *s, struct vms_json *j)
 			end = s->cpu[c].last_ts;
 	for (unsigned c = 0; c < ncpus; c++)
 		cpu_account(s, (int)c, end);
-	for (unsigned t = 0; t < s->nvcpus; t++)
-		if (s->th[t].vt.seen)
-			vt_account(&s->th[t], end);
+	for (unsigned t = 0; t < s->nvcpus; t++) {
+		struct vtruth *vt = &s->th[t].vt;
+
+		if (!vt->seen)
+			continue;
+		vt_account(&s->th[t], end);
+		/* still preempted at the end: that preemption lasts to the end */
+		if (vt->state == VS_PREEMPTED && vt->preempt_ts && !vt->preempt_closed) {
+			xstat_add(s, &vt->preempt, end - vt->preempt_ts);
+			vt->preempt_closed = true;
+		}
+	}
 
 	vms_json_object_begin(j, "states");
 	vms_json_u64(j, "first_ts", first);

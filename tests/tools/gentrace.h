@@ -172,13 +172,16 @@ struct vtruth {
 	int last_exit; /* reason index of its last written kvm_exit, or -1 */
 	int cpu;       /* CPU of its current or last on-CPU period, or -1 */
 	int preempter; /* slot in @by of the task that preempted it last */
-	uint64_t first_ts, since, wake_ts;
+	uint64_t first_ts, since, wake_ts, preempt_ts;
+	bool preempt_closed; /* the open preemption was counted at the end */
 	uint64_t ns[VS_N];
 	uint64_t migrations, preemptions;
-	uint64_t *run_ns;  /* [cpus]: time on each CPU (guest, hypervisor, vmm) */
-	uint64_t (*by)[2]; /* [nth + cpus]: preemptions and their ns per preempting task: the
-			    * threads, then the idle task of each CPU */
-	struct xstat wake; /* wakeup latencies (min unused) */
+	uint64_t *run_ns;     /* [cpus]: time on each CPU (guest, hypervisor, vmm) */
+	uint64_t (*by)[2];    /* [nth + cpus]: preemptions and their ns per preempting task: the
+			       * threads, then the idle task of each CPU */
+	struct xstat wake;    /* wakeup latencies (min unused) */
+	struct xstat preempt; /* preemption lengths: switch-out runnable to switch-in (or the
+			       * end) */
 };
 
 struct thread {

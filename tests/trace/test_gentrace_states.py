@@ -14,7 +14,8 @@ exactly:
    switch-in); the seven sum to the span exactly;
  - per thread its run time per CPU, its migrations (a switch-in on another CPU than its
    last on-CPU period), its wakeup latencies (count, total, max, nearest-rank p50/p95/p99)
-   and its preemptions, in all and per preempting task;
+   and its preemptions, in all and per preempting task, and their lengths (max and
+   nearest-rank percentiles);
  - per CPU, from the trace's first record: each vCPU's guest, hypervisor and vmm time,
    other tasks' and the idle task's; until a CPU's first sched_switch it runs the task of
    its first record (a vCPU there is in the guest until its first kvm_exit);
@@ -104,6 +105,8 @@ class Thread:
         self.out_vmm = False
         self.wake_ts = None
         self.wakeups = []
+        self.preempt_ts = None
+        self.preempts = []  # lengths: switch out runnable to switch in, or to the end
         self.migrations = 0
         self.preempter = None
         self.by = collections.defaultdict(lambda: [0, 0])  # (pid, comm) -> count, ns
@@ -188,12 +191,15 @@ def recompute(truth, events):
                 x.cpu = c
                 enter(p, st, ts)
                 if st == "preempted":
+                    x.preempt_ts = ts
                     x.preempter = (q, e["next_comm"])
                     x.by[x.preempter][0] += 1
             if q in vcpus:
                 x = th[q]
                 if x.state == "waiting":
                     x.wakeups.append(ts - x.wake_ts)
+                elif x.state == "preempted":
+                    x.preempts.append(ts - x.preempt_ts)
                 if x.cpu is not None and x.cpu != c:
                     x.migrations += 1
                 x.cpu = c
@@ -207,6 +213,8 @@ def recompute(truth, events):
     for c in cur:
         flush(c, end)
     for t, x in th.items():
+        if x.state == "preempted":
+            x.preempts.append(end - x.preempt_ts)
         if x.state is not None:
             enter(t, x.state, end)
 
@@ -229,8 +237,13 @@ def recompute(truth, events):
         by = sorted(x.by.items())
         row["preemptions"] = {"count": sum(n for (n, _) in x.by.values()),
                               "total_ns": sum(ns for (_, ns) in x.by.values()),
+                              "timed": len(x.preempts), "max_ns": max(x.preempts, default=0),
                               "by": [{"pid": pid, "comm": comm, "count": n, "total_ns": ns}
                                      for (pid, comm), (n, ns) in by]}
+        if pct:
+            for p in (50, 95, 99):
+                row["preemptions"]["p%d_ns" % p] = (nearest_rank(sorted(x.preempts), p)
+                                                    if x.preempts else None)
         threads.append(row)
     cpus = []
     for c in range(truth["cpus"]):
