@@ -9,7 +9,9 @@
 # uncompressed and version 7 zstd. The machine's ceiling for each file is how fast it can
 # merely be read (page cache) and, for v7, decompressed.
 #
-# Prints, per tool and file: seconds (best of RUNS), events/s, peak RSS, and the ratios.
+# Prints, per tool and file: seconds (best of RUNS), events/s, peak RSS, CPU time (user +
+# system, and the cores it kept busy: a run that keeps every core busy is bound by the
+# machine, not by waiting), and the ratios.
 #
 # Usage: bench/report-exits.sh [BUILD_DIR] [EVENTS] [RUNS]   (RUNS: vmscope's, best of;
 # the peers run once: they take minutes)
@@ -42,33 +44,36 @@ n=$("$vmscope" report exits -q -f json "$work/v6.dat" | python3 -c \
 	'import json,sys; print(json.load(sys.stdin)["trace"]["records"])')
 echo "   $n records; v6 $(du -h "$work/v6.dat" | cut -f1), v7 zstd $(du -h "$work/v7.dat" | cut -f1)"
 
-# best of $runs: prints "seconds max_rss_kb" (the command's own output is thrown away)
+# best of $runs: prints "seconds max_rss_kb cpu_seconds" (the command's own output is
+# thrown away; CPU time is user + system of the best run)
 measure() {
-	local best="" rss=0 s m n=${MEASURE_RUNS:-$runs}
+	local best="" rss=0 cpu=0 s m u k n=${MEASURE_RUNS:-$runs}
 	for ((i = 0; i < n; i++)); do
-		/usr/bin/time -o "$work/time" -f "%e %M" "$@" >/dev/null 2>&1
+		/usr/bin/time -o "$work/time" -f "%e %M %U %S" "$@" >/dev/null 2>&1
 		# a command that fails adds a line "Command exited with ..." before ours
-		read -r s m < <(tail -n 1 "$work/time")
+		read -r s m u k < <(tail -n 1 "$work/time")
 		if [ -z "$best" ] || python3 -c "import sys; sys.exit(0 if $s < $best else 1)"; then
 			best=$s
+			cpu=$(python3 -c "print($u + $k)")
 		fi
 		[ "$m" -gt "$rss" ] && rss=$m
 	done
-	echo "$best $rss"
+	echo "$best $rss $cpu"
 }
 
-row() { # name seconds rss_kb
+row() { # name seconds rss_kb cpu_seconds: CPU time and the cores it kept busy on average
 	python3 -c "
-n, s, r = $n, max($2, 1e-3), $3
-print('%-34s %8.2f s %10.2f M events/s %9.1f MiB' % ('$1', s, n / s / 1e6, r / 1024))"
+n, s, r, c = $n, max($2, 1e-3), $3, $4
+print('%-34s %8.2f s %10.2f M events/s %9.1f MiB %7.2f s CPU (%.1f cores)'
+      % ('$1', s, n / s / 1e6, r / 1024, c, c / s))"
 }
 
 declare -A secs
 report() { # key label command...
 	local key=$1 label=$2; shift 2
-	read -r s m < <(measure "$@")
+	read -r s m c < <(measure "$@")
 	secs[$key]=$s
-	row "$label" "$s" "$m"
+	row "$label" "$s" "$m" "$c"
 }
 
 echo
