@@ -15,14 +15,7 @@
 #include <string.h>
 
 #include "vmscope/stats.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)              \
-	do {                     \
-		if (!(cond))     \
-			abort(); \
-	} while (0)
+#include "fuzz.h"
 
 /* Keep the optimiser from dropping reads whose only purpose is to be checked by ASan. */
 static volatile uint64_t sink;

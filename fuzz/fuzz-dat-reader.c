@@ -16,8 +16,7 @@
 #include "vmscope/exits.h"
 #include "vmscope/trace.h"
 #include "vmscope/vcpu.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -13,14 +13,7 @@
 #include <string.h>
 
 #include "vmscope/stats.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)              \
-	do {                     \
-		if (!(cond))     \
-			abort(); \
-	} while (0)
+#include "fuzz.h"
 
 #define MAX 16
 

@@ -15,14 +15,7 @@
 #include <string.h>
 
 #include "vmscope/qmp.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)              \
-	do {                     \
-		if (!(cond))     \
-			abort(); \
-	} while (0)
+#include "fuzz.h"
 
 static volatile size_t sink;
 

@@ -14,14 +14,7 @@
 #include <string.h>
 
 #include "vmscope/testvm.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)              \
-	do {                     \
-		if (!(cond))     \
-			abort(); \
-	} while (0)
+#include "fuzz.h"
 
 static volatile uint64_t sink;
 

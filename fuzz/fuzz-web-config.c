@@ -16,14 +16,7 @@
 #include <string.h>
 
 #include "vmscope/webconfig.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)              \
-	do {                     \
-		if (!(cond))     \
-			abort(); \
-	} while (0)
+#include "fuzz.h"
 
 #define PATH "/etc/vmscope/web.yml"
 
