@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "unit-files.h"
 #include "vmscope/stats.h"
 
 /* ---- the builder ---- */
@@ -1000,43 +1001,6 @@ static void test_bitflips(void **state)
 
 /* ---- debugfs ---- */
 
-static void write_file(const char *dir, const char *name, const char *text)
-{
-	char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
-static int rm_tree(const char *path)
-{
-	struct stat st;
-	DIR *d;
-	struct dirent *de;
-
-	if (lstat(path, &st) < 0)
-		return -1;
-	if (!S_ISDIR(st.st_mode))
-		return unlink(path);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((de = readdir(d))) {
-		char sub[512];
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-		rm_tree(sub);
-	}
-	closedir(d);
-	return rmdir(path);
-}
-
 static const struct vms_debugfs_entry *find_entry(const struct vms_debugfs_entry *e, size_t n,
 						  const char *name)
 {
@@ -1070,15 +1034,15 @@ static void test_debugfs_tmpdir(void **state)
 	const struct vms_debugfs_entry *x;
 
 	assert_non_null(mkdtemp(dir));
-	write_file(dir, "exits", "123\n");
-	write_file(dir, "halt_exits", "0\n");
-	write_file(dir, "remote_tlb_flush", "  7\n");
-	write_file(dir, "notnum", "abc\n");
-	write_file(dir, "empty", "");
+	unit_write_file(dir, "exits", "123\n");
+	unit_write_file(dir, "halt_exits", "0\n");
+	unit_write_file(dir, "remote_tlb_flush", "  7\n");
+	unit_write_file(dir, "notnum", "abc\n");
+	unit_write_file(dir, "empty", "");
 	memset(big, '9', 200);
 	big[200] = '\0';
-	write_file(dir, "big", big);
-	write_file(dir, sorted[0], "1\n");
+	unit_write_file(dir, "big", big);
+	unit_write_file(dir, sorted[0], "1\n");
 	snprintf(sub, sizeof(sub), "%s/dangling", dir);
 	/* Root can read a mode-000 file; a dangling symlink fails for everyone (ENOENT). */
 	assert_int_equal(symlink("/nonexistent/vms-test-target", sub), 0);
@@ -1087,14 +1051,14 @@ static void test_debugfs_tmpdir(void **state)
 	assert_int_equal(mkfifo(sub, 0644), 0);
 	snprintf(sub, sizeof(sub), "%s/vcpu0", dir);
 	assert_int_equal(mkdir(sub, 0755), 0);
-	write_file(sub, "pid", "4321\n");
-	write_file(sub, "tsc-offset", "-5\n");
+	unit_write_file(sub, "pid", "4321\n");
+	unit_write_file(sub, "tsc-offset", "-5\n");
 	snprintf(sub, sizeof(sub), "%s/vcpu0/deeper", dir);
 	assert_int_equal(mkdir(sub, 0755), 0);
-	write_file(sub, "ignored", "1\n");
+	unit_write_file(sub, "ignored", "1\n");
 	snprintf(sub, sizeof(sub), "%s/vcpu1", dir);
 	assert_int_equal(mkdir(sub, 0755), 0);
-	write_file(sub, "guest_mode", "1\n");
+	unit_write_file(sub, "guest_mode", "1\n");
 
 	assert_int_equal(vms_debugfs_read_vm(dir, &e, &n), 0);
 	assert_int_equal(n, sizeof(sorted) / sizeof(sorted[0]));
@@ -1142,7 +1106,7 @@ static void test_debugfs_tmpdir(void **state)
 	assert_int_equal(e[0].value, 1);
 	free(e);
 
-	assert_int_equal(rm_tree(dir), 0);
+	assert_int_equal(unit_rm_tree(dir), 0);
 
 	/* The folder itself cannot be listed: an error, nothing allocated. */
 	e = (struct vms_debugfs_entry *)(uintptr_t)0x1;

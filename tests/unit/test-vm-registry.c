@@ -28,6 +28,7 @@
 
 #include <cmocka.h>
 
+#include "unit-files.h"
 #include "vmscope/host.h"
 #include "vmscope/prom.h"
 #include "vmscope/sampler.h"
@@ -107,11 +108,6 @@ __attribute__((format(printf, 2, 3))) static void put_str(const char *s, const c
 	va_end(ap);
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 /* Remove a file or a whole folder of the tree. */
 __attribute__((format(printf, 1, 2))) static void rm(const char *fmt, ...)
 {
@@ -125,7 +121,7 @@ __attribute__((format(printf, 1, 2))) static void rm(const char *fmt, ...)
 	va_end(ap);
 	if (lstat(path, &sb) < 0 && errno == ENOENT)
 		return;
-	assert_int_equal(nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+	assert_int_equal(unit_rm_tree(path), 0);
 }
 
 static int setup(void **state)
@@ -144,7 +140,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	return nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return unit_rm_tree(root);
 }
 
 /* ---- processes, threads, descriptors ---- */

@@ -27,6 +27,7 @@
 
 #include <cmocka.h>
 
+#include "unit-files.h"
 #include "vmscope/webconfig.h"
 
 /* A bcrypt hash of @pass made here ($2b$, $2y$ or $2a$ by @prefix, cost @cost). */
@@ -374,14 +375,7 @@ static char dir[64];
 
 static void write_file(const char *name, const char *text)
 {
-	char path[128];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
+	unit_write_file(dir, name, text);
 }
 
 static int setup_dir(void **state)
@@ -393,11 +387,8 @@ static int setup_dir(void **state)
 
 static int teardown_dir(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return unit_rm_tree(dir);
 }
 
 static void test_load(void **state)
