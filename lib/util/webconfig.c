@@ -51,7 +51,7 @@ static const struct cipher_suite {
 	  "CHACHA20-POLY1305", "AEAD" },
 };
 
-static const struct {
+static const struct curve {
 	const char *name, *group;
 } curves[] = {
 	{ "CurveP256", "SECP256R1" },
@@ -59,6 +59,23 @@ static const struct {
 	{ "CurveP521", "SECP521R1" },
 	{ "X25519", "X25519" },
 };
+
+/* The suite or curve of Go's name @name, or NULL. */
+static const struct cipher_suite *suite(const char *name)
+{
+	for (size_t k = 0; name && k < VMS_ARRAY_SIZE(cipher_suites); k++)
+		if (!strcmp(name, cipher_suites[k].name))
+			return &cipher_suites[k];
+	return NULL;
+}
+
+static const struct curve *curve(const char *name)
+{
+	for (size_t k = 0; name && k < VMS_ARRAY_SIZE(curves); k++)
+		if (!strcmp(name, curves[k].name))
+			return &curves[k];
+	return NULL;
+}
 
 static const struct {
 	const char *name;
@@ -459,18 +476,14 @@ static int cipher_suite_item(struct wc_parser *p, const yaml_node_t *it, const c
 			     const char *s, void *arr)
 {
 	const char **out = arr;
-	struct vms_webconfig *c = p->c;
-	size_t k;
+	const struct cipher_suite *cs = suite(s);
 
-	for (k = 0; s && k < VMS_ARRAY_SIZE(cipher_suites); k++)
-		if (!strcmp(s, cipher_suites[k].name))
-			break;
-	if (!s || k == VMS_ARRAY_SIZE(cipher_suites))
+	if (!cs)
 		return wc_fail(p, it, key,
 			       "unknown or insecure cipher suite '%.80s' (Go's names, "
 			       "e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)",
 			       s ? s : "");
-	out[c->ncipher_suites++] = cipher_suites[k].name;
+	out[p->c->ncipher_suites++] = cs->name;
 	return 0;
 }
 
@@ -478,18 +491,14 @@ static int curve_item(struct wc_parser *p, const yaml_node_t *it, const char *ke
 		      void *arr)
 {
 	const char **out = arr;
-	struct vms_webconfig *c = p->c;
-	size_t k;
+	const struct curve *cv = curve(s);
 
-	for (k = 0; s && k < VMS_ARRAY_SIZE(curves); k++)
-		if (!strcmp(s, curves[k].name))
-			break;
-	if (!s || k == VMS_ARRAY_SIZE(curves))
+	if (!cv)
 		return wc_fail(p, it, key,
 			       "unknown curve '%.64s' (CurveP256, CurveP384, CurveP521 "
 			       "or X25519)",
 			       s ? s : "");
-	out[c->ncurves++] = curves[k].name;
+	out[p->c->ncurves++] = cv->name;
 	return 0;
 }
 
@@ -1059,14 +1068,6 @@ static void add_part(struct strbuf *b, const struct vms_webconfig *c, size_t i,
 	sb_add(b, ":+%s%s", prefix, s);
 }
 
-static const struct cipher_suite *suite(const char *name)
-{
-	for (size_t k = 0; k < VMS_ARRAY_SIZE(cipher_suites); k++)
-		if (!strcmp(name, cipher_suites[k].name))
-			return &cipher_suites[k];
-	return NULL;
-}
-
 static const char *suite_kx(const char *name)
 {
 	return suite(name) ? suite(name)->kx : NULL;
@@ -1128,9 +1129,8 @@ int vms_webconfig_tls_priorities(const struct vms_webconfig *c, char *buf, size_
 	if (c->ncurves) {
 		sb_add(&b, ":-GROUP-ALL");
 		for (size_t i = 0; i < c->ncurves; i++)
-			for (size_t k = 0; k < VMS_ARRAY_SIZE(curves); k++)
-				if (!strcmp(c->curves[i], curves[k].name))
-					sb_add(&b, ":+GROUP-%s", curves[k].group);
+			if (curve(c->curves[i]))
+				sb_add(&b, ":+GROUP-%s", curve(c->curves[i])->group);
 	}
 	if (b.full) {
 		if (size)
