@@ -24,7 +24,6 @@ __attribute__((format(printf, 2, 3))) void vms_log(enum vms_log_level level, con
 #define vms_info(...) vms_log(VMS_LOG_INFO, __VA_ARGS__)
 #define vms_dbg(...) vms_log(VMS_LOG_DEBUG, __VA_ARGS__)
 
-/* Whether @s is a non-empty string of decimal digits (a pid, an fd number). */
 /* CLOCK_MONOTONIC now, in ns. */
 static inline uint64_t vms_mono_ns(void)
 {
@@ -34,6 +33,17 @@ static inline uint64_t vms_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* Text appended to a fixed buffer: once a piece does not fit the buffer is full, keeps
+ * what fitted and takes no more. Start it as { buf, size, 0, size == 0 }. */
+struct vms_strbuf {
+	char *buf;
+	size_t size, len;
+	bool full;
+};
+
+__attribute__((format(printf, 2, 3))) void vms_sb_add(struct vms_strbuf *b, const char *fmt, ...);
+
+/* Whether @s is a non-empty string of decimal digits (a pid, an fd number). */
 static inline bool vms_all_digits(const char *s)
 {
 	if (!*s)

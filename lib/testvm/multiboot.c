@@ -22,30 +22,8 @@ const void *vms_testvm_multiboot_image(size_t *size)
 	return vms_tvm_mb_image;
 }
 
-struct tvm_line {
-	char *buf;
-	size_t len, used;
-	bool full;
-};
-
-__attribute__((format(printf, 2, 3))) static void line_add(struct tvm_line *l, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (l->full)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(l->buf + l->used, l->len - l->used, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= l->len - l->used)
-		l->full = true;
-	else
-		l->used += (size_t)n;
-}
-
 /* @val / 10^@digits as a decimal without trailing zeros: 1500, 3 → "1.5". */
-static void line_fixed(struct tvm_line *l, uint64_t val, unsigned int digits)
+static void line_fixed(struct vms_strbuf *l, uint64_t val, unsigned int digits)
 {
 	uint64_t scale = 1, frac;
 	unsigned int d = digits;
@@ -54,14 +32,14 @@ static void line_fixed(struct tvm_line *l, uint64_t val, unsigned int digits)
 		scale *= 10;
 	frac = val % scale;
 	if (!frac) {
-		line_add(l, "%" PRIu64, val / scale);
+		vms_sb_add(l, "%" PRIu64, val / scale);
 		return;
 	}
 	while (frac % 10 == 0) {
 		frac /= 10;
 		d--;
 	}
-	line_add(l, "%" PRIu64 ".%0*" PRIu64, val / scale, (int)d, frac);
+	vms_sb_add(l, "%" PRIu64 ".%0*" PRIu64, val / scale, (int)d, frac);
 }
 
 /* A load rate in millionths per second; false when it does not fit the guest's parser. */
@@ -76,7 +54,7 @@ static bool rate_micro(double rate, uint64_t *out)
 int vms_testvm_multiboot_cmdline(const struct vms_testvm_opts *opts, uint64_t tsc_khz, char *buf,
 				 size_t len)
 {
-	struct tvm_line l = { buf, len, 0, false };
+	struct vms_strbuf l = { buf, len, 0, len == 0 };
 	uint64_t period_ns, start_ns, mmio, pio, hc;
 
 	if (!opts || opts->sz < sizeof(*opts) || !opts->nphases ||
@@ -96,31 +74,31 @@ int vms_testvm_multiboot_cmdline(const struct vms_testvm_opts *opts, uint64_t ts
 		    opts->phases[p].duration_ns > 604800000000000ULL)
 			return -EINVAL;
 
-	line_add(&l, "tsc_khz=%" PRIu64 " period_ms=", tsc_khz);
+	vms_sb_add(&l, "tsc_khz=%" PRIu64 " period_ms=", tsc_khz);
 	line_fixed(&l, period_ns / 1000, 3);
-	line_add(&l, " start_ms=");
+	vms_sb_add(&l, " start_ms=");
 	line_fixed(&l, start_ns / 1000, 3);
-	line_add(&l, " sched=");
+	vms_sb_add(&l, " sched=");
 	for (unsigned int p = 0; p < opts->nphases; p++) {
 		line_fixed(&l, opts->phases[p].duration_ns / 1000, 6);
-		line_add(&l, ":%u%s", opts->phases[p].duty, p + 1 < opts->nphases ? "," : "");
+		vms_sb_add(&l, ":%u%s", opts->phases[p].duty, p + 1 < opts->nphases ? "," : "");
 	}
 	if (mmio) {
-		line_add(&l, " mmio=");
+		vms_sb_add(&l, " mmio=");
 		line_fixed(&l, mmio, 6);
 	}
 	if (pio) {
-		line_add(&l, " pio=");
+		vms_sb_add(&l, " pio=");
 		line_fixed(&l, pio, 6);
 	}
 	if (hc) {
 		/* The instruction this host's KVM expects, as vms_testvm_new() chooses it. */
-		line_add(&l, " hypercall=");
+		vms_sb_add(&l, " hypercall=");
 		line_fixed(&l, hc, 6);
-		line_add(&l, " hc=%s", tvm_host_is_amd() ? "vmmcall" : "vmcall");
+		vms_sb_add(&l, " hc=%s", tvm_host_is_amd() ? "vmmcall" : "vmcall");
 	}
 	/* The guest keeps TVM_BOOT_CMDLINE_MAX bytes, QEMU's file name of the kernel included. */
-	if (l.full || l.used + 1 > TVM_BOOT_CMDLINE_MAX - 256)
+	if (l.full || l.len + 1 > TVM_BOOT_CMDLINE_MAX - 256)
 		return -ENOSPC;
 	return 0;
 }

@@ -1029,30 +1029,7 @@ void vms_webconfig_free(struct vms_webconfig *c)
 
 /* ---- GnuTLS ---- */
 
-struct strbuf {
-	char *buf;
-	size_t size, len;
-	bool full;
-};
-
-__attribute__((format(printf, 2, 3))) static void sb_add(struct strbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->full)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(b->buf + b->len, b->size - b->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= b->size - b->len)
-		b->full = true;
-	else
-		b->len += (size_t)n;
-}
-
-/* Add "+PREFIX@s" unless the first @i suites gave it already. */
-static void add_part(struct strbuf *b, const struct vms_webconfig *c, size_t i,
+static void add_part(struct vms_strbuf *b, const struct vms_webconfig *c, size_t i,
 		     const char *(*part)(const char *), const char *prefix)
 {
 	const char *s = part(c->cipher_suites[i]);
@@ -1065,7 +1042,7 @@ static void add_part(struct strbuf *b, const struct vms_webconfig *c, size_t i,
 		if (t && !strcmp(s, t))
 			return;
 	}
-	sb_add(b, ":+%s%s", prefix, s);
+	vms_sb_add(b, ":+%s%s", prefix, s);
 }
 
 static const char *suite_kx(const char *name)
@@ -1087,20 +1064,20 @@ int vms_webconfig_tls_priorities(const struct vms_webconfig *c, char *buf, size_
 {
 	/* TLS 1.3's AEAD ciphers, which Go always enables whatever cipher_suites says. */
 	static const char *const tls13[] = { "AES-128-GCM", "AES-256-GCM", "CHACHA20-POLY1305" };
-	struct strbuf b = { buf, size, 0, size == 0 };
+	struct vms_strbuf b = { buf, size, 0, size == 0 };
 
-	sb_add(&b, "NORMAL%s:-VERS-ALL",
-	       c->prefer_server_cipher_suites ? ":%SERVER_PRECEDENCE" : "");
+	vms_sb_add(&b, "NORMAL%s:-VERS-ALL",
+		   c->prefer_server_cipher_suites ? ":%SERVER_PRECEDENCE" : "");
 	for (size_t i = 0; i < VMS_ARRAY_SIZE(versions); i++)
 		if (versions[i].version >= c->min_version && versions[i].version <= c->max_version)
-			sb_add(&b, ":+VERS-%s", versions[i].gnutls);
+			vms_sb_add(&b, ":+VERS-%s", versions[i].gnutls);
 	if (c->ncipher_suites) {
 		bool aead = false;
 
-		sb_add(&b, ":-KX-ALL");
+		vms_sb_add(&b, ":-KX-ALL");
 		for (size_t i = 0; i < c->ncipher_suites; i++)
 			add_part(&b, c, i, suite_kx, "");
-		sb_add(&b, ":-CIPHER-ALL");
+		vms_sb_add(&b, ":-CIPHER-ALL");
 		for (size_t i = 0; i < c->ncipher_suites; i++)
 			add_part(&b, c, i, suite_cipher, "");
 		if (c->max_version >= VMS_TLS13) {
@@ -1113,10 +1090,10 @@ int vms_webconfig_tls_priorities(const struct vms_webconfig *c, char *buf, size_
 					listed = ci && !strcmp(ci, tls13[k]);
 				}
 				if (!listed)
-					sb_add(&b, ":+%s", tls13[k]);
+					vms_sb_add(&b, ":+%s", tls13[k]);
 			}
 		}
-		sb_add(&b, ":-MAC-ALL");
+		vms_sb_add(&b, ":-MAC-ALL");
 		for (size_t i = 0; i < c->ncipher_suites; i++) {
 			const char *m = suite_mac(c->cipher_suites[i]);
 
@@ -1124,13 +1101,13 @@ int vms_webconfig_tls_priorities(const struct vms_webconfig *c, char *buf, size_
 			add_part(&b, c, i, suite_mac, "");
 		}
 		if (c->max_version >= VMS_TLS13 && !aead)
-			sb_add(&b, ":+AEAD");
+			vms_sb_add(&b, ":+AEAD");
 	}
 	if (c->ncurves) {
-		sb_add(&b, ":-GROUP-ALL");
+		vms_sb_add(&b, ":-GROUP-ALL");
 		for (size_t i = 0; i < c->ncurves; i++)
 			if (curve(c->curves[i]))
-				sb_add(&b, ":+GROUP-%s", curve(c->curves[i])->group);
+				vms_sb_add(&b, ":+GROUP-%s", curve(c->curves[i])->group);
 	}
 	if (b.full) {
 		if (size)
