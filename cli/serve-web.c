@@ -64,7 +64,6 @@ struct serve_web {
 	struct cert_pair *cert; /* served now */
 	struct file_id cert_id, key_id;
 	uint64_t cert_checked_ns;
-	unsigned int reloads;
 	char priorities[512];
 	char summary[160];
 	struct MHD_OptionItem opts[8];
@@ -232,12 +231,11 @@ static void pair_free(struct cert_pair *p)
 	}
 }
 
-/* Load a PEM chain and its key (checked to match); NULL with the reason in @why. */
-static struct cert_pair *pair_load(const char *cert_pem, size_t cert_len, const char *key_pem,
-				   size_t key_len, const char **why)
+/* Load @c's PEM chain and its key (checked to match); NULL with the reason in @why. */
+static struct cert_pair *pair_load(const struct vms_webconfig *c, const char **why)
 {
-	gnutls_datum_t cert = { (unsigned char *)cert_pem, (unsigned int)cert_len };
-	gnutls_datum_t key = { (unsigned char *)key_pem, (unsigned int)key_len };
+	gnutls_datum_t cert = { (unsigned char *)c->cert_pem, (unsigned int)strlen(c->cert_pem) };
+	gnutls_datum_t key = { (unsigned char *)c->key_pem, (unsigned int)strlen(c->key_pem) };
 	gnutls_certificate_credentials_t cred;
 	struct cert_pair *p = calloc(1, sizeof(*p));
 	int ret;
@@ -282,49 +280,16 @@ static bool same_file(const struct file_id *a, const struct file_id *b)
 	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
-static char *read_text(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t cap = 0;
-
-	*len = 0;
-	if (!f)
-		return NULL;
-	for (;;) {
-		if (*len + 4096 + 1 > cap) {
-			char *nb = cap < (1U << 20) ? realloc(buf, cap ? 2 * cap : 8192) : NULL;
-
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				return NULL;
-			}
-			buf = nb;
-			cap = cap ? 2 * cap : 8192;
-		}
-		size_t n = fread(buf + *len, 1, cap - *len - 1, f);
-
-		*len += n;
-		if (n == 0)
-			break;
-	}
-	fclose(f);
-	buf[*len] = '\0';
-	return buf;
-}
-
 /* Under cert_lock: reload cert_file and key_file if either changed since the last look. */
 static void maybe_reload(struct serve_web *w)
 {
-	const struct vms_webconfig *c = w->cfg;
+	struct vms_webconfig *c = w->cfg;
 	struct file_id cid, kid;
 	struct timespec now;
 	uint64_t ns;
-	struct cert_pair *p;
-	char *cert, *key;
-	size_t clen, klen;
-	const char *why = "cannot be read";
+	struct cert_pair *p = NULL;
+	char why[600];
+	const char *bad = why;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
@@ -334,14 +299,8 @@ static void maybe_reload(struct serve_web *w)
 	if (file_id_of(c->cert_file, &cid) || file_id_of(c->key_file, &kid) ||
 	    (same_file(&cid, &w->cert_id) && same_file(&kid, &w->key_id)))
 		return; /* a renewal in progress may remove a file for a moment */
-	cert = read_text(c->cert_file, &clen);
-	key = read_text(c->key_file, &klen);
-	p = cert && key ? pair_load(cert, clen, key, klen, &why) : NULL;
-	free(cert);
-	if (key) {
-		memset(key, 0, klen);
-		free(key);
-	}
+	if (!vms_webconfig_reread_keypair(c, why, sizeof(why)))
+		p = pair_load(c, &bad);
 	/* the files as they were read: a failed pair is not tried again until they change */
 	w->cert_id = cid;
 	w->key_id = kid;
@@ -349,12 +308,11 @@ static void maybe_reload(struct serve_web *w)
 		fprintf(stderr,
 			"vmscope serve: %s: cert_file %s or key_file %s changed, but they are not "
 			"a PEM certificate and its key (%s): still serving the previous one\n",
-			c->path, c->cert_file, c->key_file, why);
+			c->path, c->cert_file, c->key_file, bad);
 		return;
 	}
 	p->older = w->cert;
 	w->cert = p;
-	w->reloads++;
 }
 
 /* GnuTLS asks for the server's certificate, in each handshake. */
@@ -384,32 +342,23 @@ static int retrieve_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_
 static int check_tls(const char *cmd, struct serve_web *w)
 {
 	const struct vms_webconfig *c = w->cfg;
-	gnutls_certificate_credentials_t cred;
-	gnutls_datum_t cert = { (unsigned char *)c->cert_pem, (unsigned int)strlen(c->cert_pem) };
-	gnutls_datum_t key = { (unsigned char *)c->key_pem, (unsigned int)strlen(c->key_pem) };
 	gnutls_priority_t prio;
 	const char *where = NULL, *why;
 	int ret;
 
 	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
 		return cli_error(cmd, "%s: this libmicrohttpd was built without TLS", c->path);
-	if (gnutls_certificate_allocate_credentials(&cred) < 0)
-		return cli_error(cmd, "%s: out of memory", c->path);
-	ret = gnutls_certificate_set_x509_key_mem2(cred, &cert, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
-	gnutls_certificate_free_credentials(cred);
-	if (ret < 0)
+	w->cert = pair_load(c, &why);
+	if (!w->cert)
 		return cli_error(cmd,
 				 "%s: tls_server_config: cert_file %s and key_file %s are not a "
 				 "PEM certificate and its unencrypted key: %s",
-				 c->path, c->cert_file, c->key_file, gnutls_strerror(ret));
+				 c->path, c->cert_file, c->key_file, why);
 	/* what the files are now: the pair read with the configuration (a change from here on
 	 * is a renewal) */
 	if (file_id_of(c->cert_file, &w->cert_id) || file_id_of(c->key_file, &w->key_id))
 		return cli_error(cmd, "%s: tls_server_config: cannot stat %s or %s: %s", c->path,
 				 c->cert_file, c->key_file, strerror(errno));
-	w->cert = pair_load(c->cert_pem, strlen(c->cert_pem), c->key_pem, strlen(c->key_pem), &why);
-	if (!w->cert)
-		return cli_error(cmd, "%s: tls_server_config: %s", c->path, why);
 	ret = vms_webconfig_tls_priorities(c, w->priorities, sizeof(w->priorities));
 	if (ret < 0 || gnutls_priority_init(&prio, w->priorities, &where) < 0)
 		return cli_error(cmd,

@@ -125,6 +125,19 @@ VMS_API int vms_webconfig_parse(const char *text, size_t len, const char *path, 
 VMS_API int vms_webconfig_load(const char *path, struct vms_webconfig **out, char *err,
 			       size_t errlen);
 
+/**
+ * vms_webconfig_reread_keypair() - read cert_file and key_file again (a renewal)
+ * @c: a configuration with TLS
+ * @err: receives "cannot read FILE: why" or "FILE is empty", at most @errlen bytes
+ * @errlen: size of @err
+ *
+ * Replaces cert_pem and key_pem (the old key's text is wiped) when both files read and
+ * are not empty; else leaves them as they were.
+ * Return: 0, -EINVAL (no TLS), a negative errno (a file cannot be read), -VMS_E_PARSE (a
+ * file is empty), -ENOMEM.
+ */
+VMS_API int vms_webconfig_reread_keypair(struct vms_webconfig *c, char *err, size_t errlen);
+
 /** vms_webconfig_free() - free a configuration; NULL is a no-op. */
 VMS_API void vms_webconfig_free(struct vms_webconfig *c);
 

@@ -997,6 +997,42 @@ static void free_secret(char *s)
 	}
 }
 
+int vms_webconfig_reread_keypair(struct vms_webconfig *c, char *err, size_t errlen)
+{
+	char *cert = NULL, *key = NULL;
+	const char *bad = NULL;
+	int ret;
+
+	if (errlen)
+		err[0] = '\0';
+	if (!c->cert_file || !c->key_file)
+		return -EINVAL;
+	ret = read_file(c->cert_file, &cert, NULL);
+	bad = c->cert_file;
+	if (!ret) {
+		ret = read_file(c->key_file, &key, NULL);
+		bad = c->key_file;
+	}
+	if (!ret && (!*cert || !*key)) {
+		ret = -VMS_E_PARSE;
+		bad = !*cert ? c->cert_file : c->key_file;
+	}
+	if (ret) {
+		if (errlen && ret == -VMS_E_PARSE)
+			snprintf(err, errlen, "%s is empty", bad);
+		else if (errlen)
+			snprintf(err, errlen, "cannot read %s: %s", bad, vms_strerror(ret));
+		free(cert);
+		free_secret(key);
+		return ret;
+	}
+	free(c->cert_pem);
+	free_secret(c->key_pem);
+	c->cert_pem = cert;
+	c->key_pem = key;
+	return 0;
+}
+
 void vms_webconfig_free(struct vms_webconfig *c)
 {
 	if (!c)

@@ -415,7 +415,30 @@ static void test_load(void **state)
 	assert_string_equal(c->client_ca_pem, "-----BEGIN CERTIFICATE-----\nca\n");
 	snprintf(path, sizeof(path), "%s/server.crt", dir);
 	assert_string_equal(c->cert_file, path);
+
+	/* A renewal: both files read again; an empty or missing one keeps the pair read. */
+	write_file("server.crt", "-----BEGIN CERTIFICATE-----\nrenewed\n");
+	write_file("server.key", "-----BEGIN PRIVATE KEY-----\nrenewed key\n");
+	assert_int_equal(vms_webconfig_reread_keypair(c, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_string_equal(c->cert_pem, "-----BEGIN CERTIFICATE-----\nrenewed\n");
+	assert_string_equal(c->key_pem, "-----BEGIN PRIVATE KEY-----\nrenewed key\n");
+	write_file("server.key", "");
+	assert_int_equal(vms_webconfig_reread_keypair(c, err, sizeof(err)), -VMS_E_PARSE);
+	assert_non_null(strstr(err, "server.key is empty"));
+	assert_string_equal(c->key_pem, "-----BEGIN PRIVATE KEY-----\nrenewed key\n");
+	snprintf(path, sizeof(path), "%s/server.crt", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(vms_webconfig_reread_keypair(c, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "cannot read "));
+	assert_non_null(strstr(err, "server.crt: No such file or directory"));
+	assert_string_equal(c->cert_pem, "-----BEGIN CERTIFICATE-----\nrenewed\n");
 	vms_webconfig_free(c);
+	c = parse_ok("basic_auth_users: {}\n"); /* no TLS: nothing to read again */
+	assert_int_equal(vms_webconfig_reread_keypair(c, err, sizeof(err)), -EINVAL);
+	vms_webconfig_free(c);
+	write_file("server.crt", "-----BEGIN CERTIFICATE-----\ncert\n");
+	write_file("server.key", "-----BEGIN PRIVATE KEY-----\nkey\n");
 
 	/* The configuration itself cannot be read. */
 	snprintf(path, sizeof(path), "%s/none.yml", dir);
